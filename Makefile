@@ -41,6 +41,10 @@ run: $(STAMP)
 services: $(STAMP)
 	$(DEVENV) services
 
+# practice.settings refuses to load without SECRET_KEY when DEBUG is off, and mypy (django-stubs),
+# makemigrations and pytest all load it: give the checks a throwaway key unless one is set.
+test ci lint typecheck migrations-check pytest: export SECRET_KEY ?= insecure-key-for-local-checks-only
+
 # One devenv around all the checks, so they share one DATABASE_URL/REDIS_URL (the embedded
 # servers when those are unset) and the servers start and stop once.
 test ci: $(STAMP)

@@ -45,7 +45,7 @@ class Staff:
 
 STAFF = [
     Staff("admin@demo.practice", "Maren", "Holt", ("admin",)),
-    Staff("supervisor@demo.practice", "Ruth", "Adler", ("supervisor", "clinician")),
+    Staff("supervisor@demo.practice", "Ruth", "Adler", ("supervisor",)),
     Staff("supervisor2@demo.practice", "Tomas", "Berg", ("supervisor",)),
     Staff("clinician@demo.practice", "Nadia", "Keller", ("clinician",)),
     Staff("clinician2@demo.practice", "Omar", "Haddad", ("clinician",)),
@@ -111,9 +111,9 @@ def seed_demo() -> Practice:
 
     today = timezone.localdate()
     started = today - timedelta(days=365)
-    # Ruth supervises clinicians 1-3; Tomas supervises Ruth and clinicians 4-6.
-    pairs = [(supervisors[0], c) for c in clinicians[1:4]]
-    pairs += [(supervisors[1], c) for c in [clinicians[0], *clinicians[4:]]]
+    # Ruth supervises the first three clinicians, Tomas the other three.
+    pairs = [(supervisors[0], c) for c in clinicians[:3]]
+    pairs += [(supervisors[1], c) for c in clinicians[3:]]
     for supervisor, supervisee in pairs:
         if not SupervisionPairing.objects.filter(supervisee=supervisee).exists():
             SupervisionPairing.objects.create(

@@ -618,6 +618,7 @@ def ensure_postgres(signals: StopSignals, started: list[Child]) -> str:
             _initdb(bin_dir, user)
         if user is not None and PG_DATA.stat().st_uid != user.pw_uid:
             _chown_tree(PG_DATA, user)  # e.g. created by a non-root run earlier
+        signals.check()  # Ctrl-C during initdb: do not start a server only to stop it
         say(f"starting PostgreSQL on 127.0.0.1:{port} (log: {PG_LOG.relative_to(ROOT)})")
         with PG_LOG.open("ab") as log:
             child = spawn(
@@ -958,6 +959,7 @@ def cmd_run(signals: StopSignals) -> int:
         stop_children(apps, APP_STOP_TIMEOUT, signals, pump)
         pump.finish(time.monotonic() + 1.0)
         stop_children(servers, SERVER_STOP_TIMEOUT, signals)
+        say("everything this run started has stopped")
 
 
 # --------------------------------------------------------------------------------------------
@@ -968,6 +970,10 @@ def cmd_run(signals: StopSignals) -> int:
 def cmd_exec(signals: StopSignals, command: Sequence[str]) -> int:
     if not command:
         raise DevenvError("usage: devenv.py exec -- CMD [ARGS...]")
+    # Fail before starting servers for nothing. PATH as CMD will see it, venv's bin first.
+    if shutil.which(command[0], path=child_env({})["PATH"]) is None:
+        say(f"command not found: {command[0]}")
+        return 127
     servers: list[Child] = []
     try:
         env = child_env(ensure_services(signals, servers))
@@ -1016,6 +1022,7 @@ def cmd_services(signals: StopSignals) -> int:
             if dead is not None:
                 say(f"{dead.name} exited unexpectedly ({dead.describe_exit()})")
                 return 1
+        say("stopping the servers")
         return 0
     except Interrupted:
         return 0
