@@ -25,12 +25,10 @@ def membership_of(user: User | AnonymousUser) -> Membership | None:
     """The active staff membership of a signed-in user, cached on the user object."""
     if not user.is_authenticated:
         return None
-    cached: Membership | None | bool = getattr(user, "_membership_cache", False)
+    cached: Membership | bool | None = getattr(user, "_membership_cache", False)
     if cached is False:
-        cached = (
-            Membership.objects.active().select_related("practice").filter(user=user).first()
-        )
-        user._membership_cache = cached  # type: ignore[union-attr]
+        cached = Membership.objects.active().select_related("practice").filter(user=user).first()
+        setattr(user, "_membership_cache", cached)  # noqa: B010 - a private per-request cache
     return cached if isinstance(cached, Membership) else None
 
 

@@ -19,7 +19,7 @@ from practice.models import (
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     ordering = ["email"]
     list_display = ["email", "first_name", "last_name", "is_active", "is_superuser"]
     search_fields = ["email", "first_name", "last_name"]

@@ -137,7 +137,9 @@ class ClientForm(forms.ModelForm[Client]):
     def clean_phone(self) -> str:
         phone: str = self.cleaned_data["phone"].strip().replace(" ", "")
         if phone and not (phone.startswith("+") and phone[1:].isdigit() and 8 <= len(phone) <= 16):
-            raise forms.ValidationError("Enter the number in international format, e.g. +4930123456.")
+            raise forms.ValidationError(
+                "Enter the number in international format, e.g. +4930123456."
+            )
         return phone
 
     def clean(self) -> dict[str, Any]:

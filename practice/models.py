@@ -17,7 +17,7 @@ from django.db.models import Func, Q
 from django.utils import timezone
 
 if TYPE_CHECKING:
-    from django.db.models.manager import RelatedManager
+    from django.db.models.fields.related_descriptors import RelatedManager
 
 
 def validate_timezone(value: str) -> None:
@@ -183,7 +183,10 @@ class ClinicianProfile(models.Model):
         null=True, blank=True, help_text="Empty: the practice default."
     )
     timezone = models.CharField(
-        max_length=64, blank=True, validators=[validate_timezone], help_text="Empty: the practice's."
+        max_length=64,
+        blank=True,
+        validators=[validate_timezone],
+        help_text="Empty: the practice's.",
     )
     working_days = ArrayField(
         models.PositiveSmallIntegerField(choices=Weekday.choices), default=default_working_days
@@ -271,7 +274,9 @@ class Client(models.Model):
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=32, blank=True, help_text="International format, e.g. +4930…")
+    phone = models.CharField(
+        max_length=32, blank=True, help_text="International format, e.g. +4930…"
+    )
     preferred_language = models.CharField(max_length=40, blank=True)
     timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.WAITLIST)
@@ -413,7 +418,9 @@ class DateRange(Func):
 class SupervisionPairingQuerySet(models.QuerySet["SupervisionPairing"]):
     def current(self, *, on: date | None = None) -> SupervisionPairingQuerySet:
         day = on or timezone.localdate()
-        return self.filter(started_on__lte=day).filter(Q(ended_on__isnull=True) | Q(ended_on__gt=day))
+        return self.filter(started_on__lte=day).filter(
+            Q(ended_on__isnull=True) | Q(ended_on__gt=day)
+        )
 
     def in_practice(self, practice: Practice) -> SupervisionPairingQuerySet:
         return self.filter(practice=practice)
@@ -428,7 +435,9 @@ class SupervisionPairing(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="supervisor_pairings"
     )
     started_on = models.DateField(default=timezone.localdate)
-    ended_on = models.DateField(null=True, blank=True, help_text="Exclusive: the first day without.")
+    ended_on = models.DateField(
+        null=True, blank=True, help_text="Exclusive: the first day without."
+    )
 
     objects = SupervisionPairingQuerySet.as_manager()
 
@@ -450,7 +459,10 @@ class SupervisionPairing(models.Model):
                 name="pairing_one_supervisor_at_a_time",
                 expressions=[
                     ("supervisee", RangeOperators.EQUAL),
-                    (DateRange("started_on", "ended_on", models.Value("[)")), RangeOperators.OVERLAPS),
+                    (
+                        DateRange("started_on", "ended_on", models.Value("[)")),
+                        RangeOperators.OVERLAPS,
+                    ),
                 ],
                 violation_error_message="This clinician already has a supervisor for those dates.",
             ),
@@ -491,7 +503,8 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}#{self.object_id}"
+        target = f"{self.object_type}#{self.object_id}"
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {target}"
 
 
 class InvitationQuerySet(models.QuerySet["Invitation"]):

@@ -76,12 +76,10 @@ def invitation_from_token(token: str) -> Invitation | None:
         payload = signing.loads(token, salt=INVITATION_SALT)
     except signing.BadSignature:
         return None
-    if not isinstance(payload, dict):
+    if not isinstance(payload, dict) or not isinstance(payload.get("i"), int):
         return None
-    invitation = Invitation.objects.select_related("practice", "client").filter(
-        pk=payload.get("i")
-    )
-    found = invitation.first()
+    invitations = Invitation.objects.select_related("practice", "client")
+    found = invitations.filter(pk=payload["i"]).first()
     if found is None or found.nonce != payload.get("n"):
         return None
     return found
@@ -152,8 +150,8 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> Invitation:
 
 def invitation_revoke(*, invitation: Invitation, actor: User) -> None:
     with transaction.atomic():
-        changed = Invitation.objects.pending().filter(pk=invitation.pk).update(
-            revoked_at=timezone.now()
+        changed = (
+            Invitation.objects.pending().filter(pk=invitation.pk).update(revoked_at=timezone.now())
         )
         if changed:
             audit_record(actor=actor, action="invitation.revoke", obj=invitation)
@@ -240,11 +238,11 @@ def membership_update(
         raise ValidationError("A member needs at least one role.")
     if membership.user_id == actor.pk and ("admin" not in roles or not is_active):
         raise ValidationError("You cannot remove your own admin role or deactivate yourself.")
-    if "clinician" not in roles and membership.is_clinician:
-        if Episode.objects.active().for_clinician(membership.user).exists():
-            raise ValidationError(
-                "This clinician still has open episodes. Transfer or close them first."
-            )
+    dropping_clinician = "clinician" not in roles and membership.is_clinician
+    if dropping_clinician and Episode.objects.active().for_clinician(membership.user).exists():
+        raise ValidationError(
+            "This clinician still has open episodes. Transfer or close them first."
+        )
     membership.is_admin = "admin" in roles
     membership.is_clinician = "clinician" in roles
     membership.is_supervisor = "supervisor" in roles
@@ -291,9 +289,13 @@ def client_update(*, client: Client, actor: User, **fields: Any) -> Client:
 
 
 def _ensure_clinician(practice: Practice, clinician: User) -> None:
-    if not Membership.objects.active().in_practice(practice).clinicians().filter(
-        user=clinician
-    ).exists():
+    if (
+        not Membership.objects.active()
+        .in_practice(practice)
+        .clinicians()
+        .filter(user=clinician)
+        .exists()
+    ):
         raise ValidationError({"clinician": "Choose an active clinician of this practice."})
 
 

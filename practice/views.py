@@ -105,7 +105,9 @@ def home(request: HttpRequest) -> HttpResponse:
         context["client_counts"] = {
             row["status"]: row["n"] for row in clients.values("status").annotate(n=Count("pk"))
         }
-        context["staff_count"] = Membership.objects.active().in_practice(membership.practice).count()
+        context["staff_count"] = (
+            Membership.objects.active().in_practice(membership.practice).count()
+        )
         context["open_episodes"] = Episode.objects.active().in_practice(membership.practice).count()
         context["pending_invitations"] = (
             Invitation.objects.pending().in_practice(membership.practice).count()
@@ -412,7 +414,9 @@ def episode_stage(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, f"The episode is now in its {episode.get_stage_display()} stage.")
+            messages.success(
+                request, f"The episode is now in its {episode.get_stage_display()} stage."
+            )
     return redirect("client_detail", pk=episode.client_id)
 
 

@@ -49,12 +49,12 @@ def run_on_commit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def practice(db: None) -> Practice:
-    return PracticeFactory(name="Lindenhof", slug="lindenhof")
+    return PracticeFactory.create(name="Lindenhof", slug="lindenhof")
 
 
 @pytest.fixture
 def other_practice(db: None) -> Practice:
-    return PracticeFactory(name="Elsewhere", slug="elsewhere")
+    return PracticeFactory.create(name="Elsewhere", slug="elsewhere")
 
 
 @pytest.fixture
@@ -75,15 +75,17 @@ def other_clinician(practice: Practice) -> User:
 @pytest.fixture
 def supervisor(practice: Practice, clinician: User) -> User:
     user = staff(practice, "supervisor", email="dora@lindenhof.example")
-    PairingFactory(practice=practice, supervisor=user, supervisee=clinician)
+    PairingFactory.create(practice=practice, supervisor=user, supervisee=clinician)
     return user
 
 
 @pytest.fixture
 def client_record(practice: Practice, clinician: User) -> Client:
     """A client in an open episode with `clinician`, with a portal login."""
-    record = ClientFactory(practice=practice, user=UserFactory(email="erin@example.org"))
-    EpisodeFactory(client=record, clinician=clinician)
+    record = ClientFactory.create(
+        practice=practice, user=UserFactory.create(email="erin@example.org")
+    )
+    EpisodeFactory.create(client=record, clinician=clinician)
     return record
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from allauth.account.models import EmailAddress
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
@@ -18,7 +20,7 @@ from practice.models import (
 PASSWORD = "correct-horse-battery-42"
 
 
-class PracticeFactory(factory.django.DjangoModelFactory):
+class PracticeFactory(factory.django.DjangoModelFactory[Practice]):
     class Meta:
         model = Practice
         django_get_or_create = ("slug",)
@@ -28,7 +30,7 @@ class PracticeFactory(factory.django.DjangoModelFactory):
     timezone = "Europe/Berlin"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -39,10 +41,10 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def verified_email(self, create: bool, extracted: object, **kwargs: object) -> None:
+    def verified_email(obj: User, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
-            self.save()
-            EmailAddress.objects.create(user=self, email=self.email, verified=True, primary=True)
+            obj.save()
+            EmailAddress.objects.create(user=obj, email=obj.email, verified=True, primary=True)
 
 
 def enrol_totp(user: User) -> str:
@@ -53,7 +55,7 @@ def enrol_totp(user: User) -> str:
 
 
 def staff(practice: Practice, *roles: str, mfa: bool = True, **user_fields: object) -> User:
-    user = UserFactory(**user_fields)
+    user = UserFactory.create(**user_fields)
     membership = Membership.objects.create(
         user=user,
         practice=practice,
@@ -68,7 +70,7 @@ def staff(practice: Practice, *roles: str, mfa: bool = True, **user_fields: obje
     return user
 
 
-class ClientFactory(factory.django.DjangoModelFactory):
+class ClientFactory(factory.django.DjangoModelFactory[Client]):
     class Meta:
         model = Client
 
@@ -80,18 +82,18 @@ class ClientFactory(factory.django.DjangoModelFactory):
     status = Client.Status.ACTIVE
 
 
-class EpisodeFactory(factory.django.DjangoModelFactory):
+class EpisodeFactory(factory.django.DjangoModelFactory[Episode]):
     class Meta:
         model = Episode
 
     client = factory.SubFactory(ClientFactory)
     clinician = factory.SubFactory(UserFactory)
     stage = Episode.Stage.MIDDLE
-    opened_on = factory.LazyFunction(lambda: timezone.localdate() - timezone.timedelta(days=30))
+    opened_on = factory.LazyFunction(lambda: timezone.localdate() - timedelta(days=30))
 
 
-class PairingFactory(factory.django.DjangoModelFactory):
+class PairingFactory(factory.django.DjangoModelFactory[SupervisionPairing]):
     class Meta:
         model = SupervisionPairing
 
-    started_on = factory.LazyFunction(lambda: timezone.localdate() - timezone.timedelta(days=90))
+    started_on = factory.LazyFunction(lambda: timezone.localdate() - timedelta(days=90))

@@ -56,7 +56,7 @@ def test_admin_invites_a_clinician_who_joins(
     live_server: object, new_page: Callable[[], Page], transactional_db: None
 ) -> None:
     base = live_server.url  # type: ignore[attr-defined]
-    practice = PracticeFactory(name="Lindenhof Group Practice")
+    practice = PracticeFactory.create(name="Lindenhof Group Practice")
     admin = staff(practice, "admin", mfa=False, email="alice@lindenhof.example")
     mail.outbox.clear()
 
@@ -75,13 +75,15 @@ def test_admin_invites_a_clinician_who_joins(
     screenshot(page, "admin-members")
 
     assert len(mail.outbox) == 1
-    link = re.search(r"http://\S+/invite/\S+/", mail.outbox[0].body)
+    link = re.search(r"http://\S+/invite/\S+/", str(mail.outbox[0].body))
     assert link is not None
     path = link.group(0).split("/invite/", 1)[1]
 
     clinician_page = new_page()
     clinician_page.goto(f"{base}/invite/{path}")
-    expect(clinician_page.get_by_role("heading", name="Join Lindenhof Group Practice")).to_be_visible()
+    expect(
+        clinician_page.get_by_role("heading", name="Join Lindenhof Group Practice")
+    ).to_be_visible()
     clinician_page.locator("#id_password1").fill(CLINICIAN_PASSWORD)
     clinician_page.locator("#id_password2").fill(CLINICIAN_PASSWORD)
     screenshot(clinician_page, "clinician-accept")

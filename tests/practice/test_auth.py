@@ -6,7 +6,11 @@ import re
 
 import pytest
 from allauth.mfa.models import Authenticator
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value, yield_hotp_counters_from_time
+from allauth.mfa.totp.internal.auth import (
+    format_hotp_value,
+    hotp_value,
+    yield_hotp_counters_from_time,
+)
 from django.core import mail
 from django.test import Client as HttpClient
 from django.urls import reverse
@@ -25,7 +29,11 @@ def test_there_is_no_public_sign_up(db: None) -> None:
     assert b"Sign Up Closed" in response.content or response.status_code in (403, 404)
     HttpClient().post(
         reverse("account_signup"),
-        {"email": "walk-in@example.org", "password1": "pw-unusual-123456", "password2": "pw-unusual-123456"},
+        {
+            "email": "walk-in@example.org",
+            "password1": "pw-unusual-123456",
+            "password2": "pw-unusual-123456",
+        },
     )
     assert not User.objects.filter(email="walk-in@example.org").exists()
 
@@ -83,7 +91,9 @@ def test_a_staff_login_with_mfa_asks_for_the_code(practice: Practice) -> None:
 
 def test_clients_do_not_need_mfa(client_user: User) -> None:
     http = HttpClient()
-    response = http.post(reverse("account_login"), {"login": client_user.email, "password": PASSWORD})
+    response = http.post(
+        reverse("account_login"), {"login": client_user.email, "password": PASSWORD}
+    )
     assert response.status_code == 302
     assert http.get(reverse("home")).status_code == 200
 
@@ -99,9 +109,13 @@ def test_the_demo_setting_relaxes_mfa(settings: pytest.FixtureRequest, practice:
 def test_failed_logins_are_rate_limited(client_user: User) -> None:
     http = HttpClient()
     for _ in range(5):
-        response = http.post(reverse("account_login"), {"login": client_user.email, "password": "wrong"})
+        response = http.post(
+            reverse("account_login"), {"login": client_user.email, "password": "wrong"}
+        )
         assert response.status_code == 200
-    response = http.post(reverse("account_login"), {"login": client_user.email, "password": PASSWORD})
+    response = http.post(
+        reverse("account_login"), {"login": client_user.email, "password": PASSWORD}
+    )
     assert response.status_code == 429 or b"Too many failed login attempts" in response.content
     assert "_auth_user_id" not in http.session
 
@@ -110,7 +124,9 @@ def test_password_reset_sends_a_working_link(client_user: User) -> None:
     http = HttpClient()
     http.post(reverse("account_reset_password"), {"email": client_user.email})
     assert len(mail.outbox) == 1
-    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+)", mail.outbox[0].body)
+    link = re.search(
+        r"http://testserver(/accounts/password/reset/key/\S+)", str(mail.outbox[0].body)
+    )
     assert link is not None
     form_page = http.get(link.group(1), follow=True)
     assert form_page.status_code == 200

@@ -17,10 +17,10 @@ from tests.factories import ClientFactory, EpisodeFactory, staff
 def test_a_clinician_reaches_clients_of_their_active_and_past_episodes(
     practice: Practice, clinician: User, client_record: Client
 ) -> None:
-    past = ClientFactory(practice=practice, status=Client.Status.DISCHARGED)
-    episode = EpisodeFactory(client=past, clinician=clinician)
+    past = ClientFactory.create(practice=practice, status=Client.Status.DISCHARGED)
+    episode = EpisodeFactory.create(client=past, clinician=clinician)
     episode.close(reason="completed", on=timezone.localdate())
-    stranger = ClientFactory(practice=practice)
+    stranger = ClientFactory.create(practice=practice)
 
     visible = set(Client.objects.visible_to(clinician))
 
@@ -38,23 +38,21 @@ def test_another_clinician_in_the_same_practice_gets_404(
 def test_a_supervisor_reaches_current_supervisees_open_cases_only(
     practice: Practice, supervisor: User, clinician: User, client_record: Client
 ) -> None:
-    closed = ClientFactory(practice=practice)
-    EpisodeFactory(client=closed, clinician=clinician).close(
+    closed = ClientFactory.create(practice=practice)
+    EpisodeFactory.create(client=closed, clinician=clinician).close(
         reason="completed", on=timezone.localdate()
     )
     assert set(Client.objects.visible_to(supervisor)) == {client_record}
 
     # When the pairing ends, so does the access.
-    SupervisionPairing.objects.filter(supervisor=supervisor).update(
-        ended_on=timezone.localdate()
-    )
+    SupervisionPairing.objects.filter(supervisor=supervisor).update(ended_on=timezone.localdate())
     assert not Client.objects.visible_to(supervisor).exists()
 
 
 def test_an_admin_reaches_every_client_of_their_practice_only(
     admin: User, client_record: Client, other_practice: Practice
 ) -> None:
-    elsewhere = ClientFactory(practice=other_practice)
+    elsewhere = ClientFactory.create(practice=other_practice)
     assert get_client_for_user(admin, client_record.pk) == client_record
     with pytest.raises(Http404):
         get_client_for_user(admin, elsewhere.pk)
@@ -63,7 +61,7 @@ def test_an_admin_reaches_every_client_of_their_practice_only(
 def test_a_client_reaches_only_themselves(
     client_user: User, client_record: Client, practice: Practice
 ) -> None:
-    sibling = ClientFactory(practice=practice)
+    sibling = ClientFactory.create(practice=practice)
     assert list(Client.objects.visible_to(client_user)) == [client_record]
     with pytest.raises(Http404):
         get_client_for_user(client_user, sibling.pk)

@@ -49,7 +49,9 @@ def test_a_client_needs_some_way_to_be_reached(as_admin: HttpClient) -> None:
 def test_reading_a_client_record_is_audited(
     as_clinician: HttpClient, clinician: User, client_record: Client
 ) -> None:
-    response = as_clinician.get(reverse("client_detail", args=[client_record.pk]), REMOTE_ADDR="10.1.2.3")
+    response = as_clinician.get(
+        reverse("client_detail", args=[client_record.pk]), REMOTE_ADDR="10.1.2.3"
+    )
     assert response.status_code == 200
     event = AuditEvent.objects.about(client_record).get(action="client.view")
     assert event.actor == clinician
@@ -98,7 +100,7 @@ def test_an_admin_edits_a_client(as_admin: HttpClient, client_record: Client) ->
 def test_the_client_list_is_the_caseload_for_a_clinician(
     as_clinician: HttpClient, client_record: Client, practice: Practice
 ) -> None:
-    stranger = ClientFactory(practice=practice, last_name="Zzyzx")
+    stranger = ClientFactory.create(practice=practice, last_name="Zzyzx")
     response = as_clinician.get(reverse("client_list"))
     assert client_record.last_name.encode() in response.content
     assert stranger.last_name.encode() not in response.content

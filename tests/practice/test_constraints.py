@@ -24,7 +24,9 @@ def test_the_database_refuses_overlapping_supervision_for_one_supervisee(
         )
 
 
-def test_the_database_refuses_a_second_open_episode(client_record: Client, other_clinician: User) -> None:
+def test_the_database_refuses_a_second_open_episode(
+    client_record: Client, other_clinician: User
+) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         Episode.objects.create(client=client_record, clinician=other_clinician)
 
@@ -39,4 +41,4 @@ def test_a_membership_needs_a_role(practice: Practice) -> None:
     from tests.factories import UserFactory
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        Membership.objects.create(user=UserFactory(), practice=practice)
+        Membership.objects.create(user=UserFactory.create(), practice=practice)

@@ -13,10 +13,14 @@ from tests.factories import ClientFactory
 def test_an_admin_opens_an_episode_and_the_client_becomes_active(
     as_admin: HttpClient, practice: Practice, clinician: User
 ) -> None:
-    waiting = ClientFactory(practice=practice, status=Client.Status.WAITLIST)
+    waiting = ClientFactory.create(practice=practice, status=Client.Status.WAITLIST)
     response = as_admin.post(
         reverse("episode_open", args=[waiting.pk]),
-        {"clinician": clinician.pk, "opened_on": timezone.localdate().isoformat(), "stage": "intake"},
+        {
+            "clinician": clinician.pk,
+            "opened_on": timezone.localdate().isoformat(),
+            "stage": "intake",
+        },
     )
     assert response.status_code == 302
     episode = Episode.objects.get(client=waiting)
@@ -30,7 +34,11 @@ def test_a_second_open_episode_is_refused_clearly(
 ) -> None:
     response = as_admin.post(
         reverse("episode_open", args=[client_record.pk]),
-        {"clinician": other_clinician.pk, "opened_on": timezone.localdate().isoformat(), "stage": "intake"},
+        {
+            "clinician": other_clinician.pk,
+            "opened_on": timezone.localdate().isoformat(),
+            "stage": "intake",
+        },
     )
     assert response.status_code == 400
     assert b"already has an open episode" in response.content
@@ -40,11 +48,15 @@ def test_a_second_open_episode_is_refused_clearly(
 def test_only_clinicians_of_this_practice_can_be_chosen(
     as_admin: HttpClient, practice: Practice, outsider: User, admin: User
 ) -> None:
-    waiting = ClientFactory(practice=practice, status=Client.Status.WAITLIST)
+    waiting = ClientFactory.create(practice=practice, status=Client.Status.WAITLIST)
     for someone in (outsider, admin):
         response = as_admin.post(
             reverse("episode_open", args=[waiting.pk]),
-            {"clinician": someone.pk, "opened_on": timezone.localdate().isoformat(), "stage": "intake"},
+            {
+                "clinician": someone.pk,
+                "opened_on": timezone.localdate().isoformat(),
+                "stage": "intake",
+            },
         )
         assert response.status_code == 400
         assert b"Select a valid choice" in response.content
@@ -62,7 +74,9 @@ def test_the_clinician_moves_the_stage_of_their_episode(
     assert AuditEvent.objects.filter(action="episode.stage").exists()
 
 
-def test_a_stage_outside_the_list_is_refused(as_clinician: HttpClient, client_record: Client) -> None:
+def test_a_stage_outside_the_list_is_refused(
+    as_clinician: HttpClient, client_record: Client
+) -> None:
     episode = client_record.episodes.get()
     for bogus in ("closed", "nonsense"):
         as_clinician.post(reverse("episode_stage", args=[episode.pk]), {"stage": bogus})

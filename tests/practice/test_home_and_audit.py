@@ -6,7 +6,9 @@ from django.urls import reverse
 from practice.models import AuditEvent, Client, User
 
 
-def test_the_clinician_home_lists_the_caseload(as_clinician: HttpClient, client_record: Client) -> None:
+def test_the_clinician_home_lists_the_caseload(
+    as_clinician: HttpClient, client_record: Client
+) -> None:
     response = as_clinician.get(reverse("home"))
     assert response.status_code == 200
     assert client_record.full_name.encode() in response.content
@@ -36,7 +38,7 @@ def test_a_login_without_membership_or_client_record_gets_404(db: None) -> None:
     from tests.factories import UserFactory
 
     http = HttpClient()
-    http.force_login(UserFactory())
+    http.force_login(UserFactory.create())
     assert http.get(reverse("home")).status_code == 404
 
 

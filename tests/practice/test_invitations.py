@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -26,7 +27,7 @@ def link_path(message: mail.EmailMessage) -> str:
     return line.strip().removeprefix("http://testserver")
 
 
-def accept(path: str, **overrides: str) -> tuple[HttpClient, object]:
+def accept(path: str, **overrides: str) -> tuple[HttpClient, Any]:
     http = HttpClient()
     data = {
         "first_name": "Frank",
@@ -43,7 +44,12 @@ def test_an_admin_invites_a_clinician_who_accepts_and_signs_in(
 ) -> None:
     response = as_admin.post(
         reverse("member_invite"),
-        {"email": "Frank@Example.org", "first_name": "Frank", "last_name": "Lutz", "roles": ["clinician"]},
+        {
+            "email": "Frank@Example.org",
+            "first_name": "Frank",
+            "last_name": "Lutz",
+            "roles": ["clinician"],
+        },
     )
     assert response.status_code == 302
     assert len(mail.outbox) == 1
@@ -52,7 +58,7 @@ def test_an_admin_invites_a_clinician_who_accepts_and_signs_in(
     assert Invitation.objects.get().sent_at is not None
 
     http, response = accept(link_path(message))
-    assert response.status_code == 302  # type: ignore[attr-defined]
+    assert response.status_code == 302
     user = User.objects.get(email="frank@example.org")
     membership = Membership.objects.get(user=user)
     assert membership.practice == practice
@@ -68,9 +74,11 @@ def test_the_link_works_once(as_admin: HttpClient) -> None:
     )
     path = link_path(mail.outbox[0])
     accept(path)
-    _, replay = accept(path, password1="another-long-passphrase-8", password2="another-long-passphrase-8")
-    assert replay.status_code == 410  # type: ignore[attr-defined]
-    assert b"does not work any more" in replay.content  # type: ignore[attr-defined]
+    _, replay = accept(
+        path, password1="another-long-passphrase-8", password2="another-long-passphrase-8"
+    )
+    assert replay.status_code == 410
+    assert b"does not work any more" in replay.content
     assert User.objects.filter(email="f@example.org").count() == 1
 
 
@@ -81,7 +89,7 @@ def test_a_tampered_link_is_refused_and_changes_nothing(admin: User, practice: P
     token = invitation_token(invitation)
     tampered = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
     _, response = accept(reverse("invitation_accept", args=[tampered]))
-    assert response.status_code == 410  # type: ignore[attr-defined]
+    assert response.status_code == 410
     assert not User.objects.filter(email="t@example.org").exists()
 
 
@@ -91,11 +99,13 @@ def test_an_expired_link_is_refused(admin: User, practice: Practice) -> None:
     )
     with time_machine.travel(timezone.now() + timedelta(days=8)):
         _, response = accept(reverse("invitation_accept", args=[invitation_token(invitation)]))
-    assert response.status_code == 410  # type: ignore[attr-defined]
+    assert response.status_code == 410
     assert not User.objects.filter(email="x@example.org").exists()
 
 
-def test_a_resend_replaces_the_old_link(as_admin: HttpClient, admin: User, practice: Practice) -> None:
+def test_a_resend_replaces_the_old_link(
+    as_admin: HttpClient, admin: User, practice: Practice
+) -> None:
     invitation = invitation_create(
         practice=practice, invited_by=admin, email="r@example.org", roles=("clinician",)
     )
@@ -104,9 +114,9 @@ def test_a_resend_replaces_the_old_link(as_admin: HttpClient, admin: User, pract
     assert len(mail.outbox) == 2
     assert link_path(mail.outbox[1]) != old.removeprefix("http://testserver")
     _, response = accept(old.removeprefix("http://testserver"))
-    assert response.status_code == 410  # type: ignore[attr-defined]
+    assert response.status_code == 410
     _, response = accept(link_path(mail.outbox[1]))
-    assert response.status_code == 302  # type: ignore[attr-defined]
+    assert response.status_code == 302
 
 
 def test_a_revoked_invitation_no_longer_works(
@@ -117,7 +127,7 @@ def test_a_revoked_invitation_no_longer_works(
     )
     as_admin.post(reverse("invitation_revoke", args=[invitation.pk]))
     _, response = accept(link_path(mail.outbox[0]))
-    assert response.status_code == 410  # type: ignore[attr-defined]
+    assert response.status_code == 410
 
 
 @pytest.mark.parametrize(
@@ -135,9 +145,11 @@ def test_bad_input_on_accept_gives_a_clear_error_and_creates_nothing(
     invitation = invitation_create(
         practice=practice, invited_by=admin, email="b@example.org", roles=("clinician",)
     )
-    _, response = accept(reverse("invitation_accept", args=[invitation_token(invitation)]), **overrides)
-    assert response.status_code == 400  # type: ignore[attr-defined]
-    assert message in response.content  # type: ignore[attr-defined]
+    _, response = accept(
+        reverse("invitation_accept", args=[invitation_token(invitation)]), **overrides
+    )
+    assert response.status_code == 400
+    assert message in response.content
     assert not User.objects.filter(email="b@example.org").exists()
     invitation.refresh_from_db()
     assert invitation.accepted_at is None
@@ -146,7 +158,12 @@ def test_bad_input_on_accept_gives_a_clear_error_and_creates_nothing(
 def test_inviting_an_existing_login_is_refused(as_admin: HttpClient, clinician: User) -> None:
     response = as_admin.post(
         reverse("member_invite"),
-        {"email": clinician.email.upper(), "first_name": "B", "last_name": "C", "roles": ["clinician"]},
+        {
+            "email": clinician.email.upper(),
+            "first_name": "B",
+            "last_name": "C",
+            "roles": ["clinician"],
+        },
     )
     assert response.status_code == 400
     assert b"already has a login" in response.content
@@ -166,8 +183,8 @@ def test_a_clinician_invites_their_client_to_the_portal(
 ) -> None:
     from tests.factories import EpisodeFactory
 
-    record = ClientFactory(practice=practice, email="gina@example.org")
-    EpisodeFactory(client=record, clinician=clinician)
+    record = ClientFactory.create(practice=practice, email="gina@example.org")
+    EpisodeFactory.create(client=record, clinician=clinician)
     response = as_clinician.post(
         reverse("client_invite", args=[record.pk]), {"email": "gina@example.org"}
     )

@@ -49,7 +49,7 @@ def test_an_admin_cannot_lock_themselves_out(as_admin: HttpClient, admin: User) 
 def test_a_clinician_with_open_episodes_keeps_the_role(
     as_admin: HttpClient, clinician: User, practice: Practice
 ) -> None:
-    EpisodeFactory(client=ClientFactory(practice=practice), clinician=clinician)
+    EpisodeFactory.create(client=ClientFactory.create(practice=practice), clinician=clinician)
     membership = Membership.objects.get(user=clinician)
     response = as_admin.post(
         reverse("member_edit", args=[membership.pk]), {"roles": ["supervisor"], "is_active": "on"}
@@ -92,7 +92,11 @@ def test_profile_errors_are_clear(as_admin: HttpClient, clinician: User) -> None
         },
     )
     assert response.status_code == 400
-    for text in [b"not a known time zone", b"Working hours must end after", b"not one of the available"]:
+    for text in [
+        b"not a known time zone",
+        b"Working hours must end after",
+        b"not one of the available",
+    ]:
         assert text in response.content
     assert ClinicianProfile.objects.get(membership=membership).work_starts.hour == 9
 

@@ -54,7 +54,8 @@ def test_outsider_gets_404(
 
 
 @pytest.mark.parametrize(
-    "name", ["member_list", "member_invite", "client_new", "pairing_list", "pairing_new", "audit_log"]
+    "name",
+    ["member_list", "member_invite", "client_new", "pairing_list", "pairing_new", "audit_log"],
 )
 def test_admin_pages_are_404_for_an_outsider_and_for_non_admins(
     as_outsider: HttpClient, as_clinician: HttpClient, as_client: HttpClient, name: str

@@ -16,10 +16,17 @@ def test_an_admin_pairs_a_supervisor_with_a_clinician(
     supervisor = staff(practice, "supervisor")
     response = as_admin.post(
         reverse("pairing_new"),
-        {"supervisor": supervisor.pk, "supervisee": other_clinician.pk, "started_on": timezone.localdate().isoformat()},
+        {
+            "supervisor": supervisor.pk,
+            "supervisee": other_clinician.pk,
+            "started_on": timezone.localdate().isoformat(),
+        },
     )
     assert response.status_code == 302
-    assert SupervisionPairing.objects.current().filter(supervisee=other_clinician).get().supervisor == supervisor
+    assert (
+        SupervisionPairing.objects.current().filter(supervisee=other_clinician).get().supervisor
+        == supervisor
+    )
 
 
 def test_two_supervisors_at_once_are_refused_by_the_database_rule(
@@ -28,7 +35,11 @@ def test_two_supervisors_at_once_are_refused_by_the_database_rule(
     second = staff(practice, "supervisor")
     response = as_admin.post(
         reverse("pairing_new"),
-        {"supervisor": second.pk, "supervisee": clinician.pk, "started_on": timezone.localdate().isoformat()},
+        {
+            "supervisor": second.pk,
+            "supervisee": clinician.pk,
+            "started_on": timezone.localdate().isoformat(),
+        },
     )
     assert response.status_code == 400
     assert b"already has a supervisor for those dates" in response.content
@@ -39,7 +50,11 @@ def test_nobody_supervises_themselves(as_admin: HttpClient, practice: Practice) 
     both = staff(practice, "supervisor", "clinician")
     response = as_admin.post(
         reverse("pairing_new"),
-        {"supervisor": both.pk, "supervisee": both.pk, "started_on": timezone.localdate().isoformat()},
+        {
+            "supervisor": both.pk,
+            "supervisee": both.pk,
+            "started_on": timezone.localdate().isoformat(),
+        },
     )
     assert response.status_code == 400
     assert b"Nobody supervises themselves" in response.content
@@ -50,7 +65,9 @@ def test_ending_a_pairing_and_starting_a_new_one(
 ) -> None:
     pairing = SupervisionPairing.objects.get(supervisee=clinician)
     today = timezone.localdate()
-    response = as_admin.post(reverse("pairing_end", args=[pairing.pk]), {"ended_on": today.isoformat()})
+    response = as_admin.post(
+        reverse("pairing_end", args=[pairing.pk]), {"ended_on": today.isoformat()}
+    )
     assert response.status_code == 302
     second = staff(practice, "supervisor")
     response = as_admin.post(
@@ -66,6 +83,8 @@ def test_a_pairing_cannot_end_before_it_started(
 ) -> None:
     pairing = SupervisionPairing.objects.get(supervisee=clinician)
     day = pairing.started_on - timedelta(days=1)
-    response = as_admin.post(reverse("pairing_end", args=[pairing.pk]), {"ended_on": day.isoformat()})
+    response = as_admin.post(
+        reverse("pairing_end", args=[pairing.pk]), {"ended_on": day.isoformat()}
+    )
     assert response.status_code == 400
     assert b"must end after the day it started" in response.content

@@ -70,7 +70,9 @@ class WorkerProcess:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(f"worker exited early:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.2)
-        raise AssertionError(f"worker did not finish in {timeout}s:\n{self.log.read_text()[-3000:]}")
+        raise AssertionError(
+            f"worker did not finish in {timeout}s:\n{self.log.read_text()[-3000:]}"
+        )
 
 
 @pytest.fixture

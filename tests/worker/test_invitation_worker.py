@@ -13,7 +13,7 @@ pytestmark = pytest.mark.worker
 
 
 def test_a_real_worker_sends_the_invitation_once(celery_worker_process: WorkerProcess) -> None:
-    practice = PracticeFactory()
+    practice = PracticeFactory.create()
     admin = staff(practice, "admin")
 
     invitation = invitation_create(

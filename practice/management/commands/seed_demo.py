@@ -14,7 +14,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         practice = seed_demo()
         self.stdout.write(self.style.SUCCESS(f"Demo practice ready: {practice.name}"))
-        self.stdout.write("Demo logins (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for role, email in LOGINS:
             self.stdout.write(f"  {role:<11} {email}")
         if settings.MFA_REQUIRED:
