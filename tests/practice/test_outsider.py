@@ -70,3 +70,14 @@ def test_anonymous_visitors_are_sent_to_sign_in(db: None) -> None:
     response = HttpClient().get(reverse("client_list"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("account_login"))
+
+
+@pytest.mark.parametrize("pk", ["0", "99999999999999999999999999"])
+def test_absurd_ids_are_404_not_500(as_admin: HttpClient, pk: str) -> None:
+    assert as_admin.get(f"/clients/{pk}/").status_code == 404
+    assert as_admin.post(f"/episodes/{pk}/stage/", {"stage": "middle"}).status_code == 404
+
+
+def test_a_garbage_invitation_link_gets_the_friendly_page(db: None) -> None:
+    response = HttpClient().get("/invite/%00%ff..garbage/")
+    assert response.status_code == 410
