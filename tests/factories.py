@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import factory
 from allauth.account.models import EmailAddress
@@ -16,6 +16,7 @@ from practice.models import (
     SupervisionPairing,
     User,
 )
+from scheduling.models import Appointment
 
 PASSWORD = "correct-horse-battery-42"
 
@@ -97,3 +98,25 @@ class PairingFactory(factory.django.DjangoModelFactory[SupervisionPairing]):
         model = SupervisionPairing
 
     started_on = factory.LazyFunction(lambda: timezone.localdate() - timedelta(days=90))
+
+
+def book(
+    clinician: User,
+    client: Client,
+    starts_at: datetime,
+    minutes: int = 50,
+    **fields: object,
+) -> Appointment:
+    """An appointment straight into the database (no service, no notice), for test setup."""
+    episode = Episode.objects.filter(client=client, clinician=clinician).first()
+    if episode is None:
+        episode = EpisodeFactory.create(client=client, clinician=clinician)
+    return Appointment.objects.create(
+        practice=client.practice,
+        clinician=clinician,
+        client=client,
+        episode=episode,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=minutes),
+        **fields,
+    )

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from scheduling import client_views, views
+
+urlpatterns = [
+    path("calendar/", views.calendar_week, name="calendar_week"),
+    path("calendar/day/", views.calendar_day, name="calendar_day"),
+    path("appointments/new/", views.appointment_new, name="appointment_new"),
+    path("appointments/<int:pk>/", views.appointment_detail, name="appointment_detail"),
+    path(
+        "appointments/<int:pk>/reschedule/",
+        views.appointment_reschedule,
+        name="appointment_reschedule",
+    ),
+    path("appointments/<int:pk>/cancel/", views.appointment_cancel, name="appointment_cancel"),
+    path(
+        "appointments/<int:pk>/attendance/",
+        views.appointment_attendance,
+        name="appointment_attendance",
+    ),
+    path("calendar/feed/", client_views.calendar_feed_settings, name="calendar_feed_settings"),
+    path("calendar/feed/<str:token>.ics", client_views.calendar_feed_ics, name="calendar_feed_ics"),
+    path("c/<str:action>/<str:token>/", client_views.client_link, name="client_link"),
+    path("portal/appointments/", client_views.portal_appointments, name="portal_appointments"),
+    path(
+        "portal/appointments/<int:pk>/<str:action>/",
+        client_views.portal_appointment_action,
+        name="portal_appointment_action",
+    ),
+]
