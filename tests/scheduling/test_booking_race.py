@@ -15,7 +15,7 @@ from django.db import connection
 
 from practice.models import Client, Episode, Practice, User
 from scheduling.models import Appointment
-from scheduling.services import SlotTaken, Slot, _insert, appointment_book
+from scheduling.services import Slot, SlotTaken, _insert, appointment_book
 from tests.factories import ClientFactory, EpisodeFactory, staff
 
 THREADS = 24

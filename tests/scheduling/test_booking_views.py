@@ -49,7 +49,10 @@ def test_a_clinician_books_a_session_for_their_client(
     assert appointment.clinician == clinician
     assert appointment.status == Status.SCHEDULED
     assert len(mail.outbox) == 1
-    assert "/c/confirm/" in mail.outbox[0].body
+    body = mail.outbox[0].body
+    assert "/c/confirm/" in body
+    # Local time of the client (Europe/Berlin by the practice), not UTC.
+    assert "Tuesday 3 March 2026, 10:00" in body
 
 
 def test_a_clinician_cannot_book_someone_elses_client(
