@@ -11,7 +11,14 @@ from practice.access import membership_of
 
 # Pages a staff member without MFA may still reach: signing in and out, enrolling MFA itself,
 # accepting an invitation, and static files.
-EXEMPT_PREFIXES = ("/accounts/", "/static/", "/invite/", "/mfa-required/", "/healthz")
+EXEMPT_PREFIXES = (
+    "/accounts/",
+    "/static/",
+    "/invite/",
+    "/c/",
+    "/mfa-required/",
+    "/healthz",
+)
 
 
 class StaffMFARequiredMiddleware:

@@ -490,6 +490,7 @@ def appointment_confirm(
         raise ValidationError("This session can no longer be confirmed.")
     if locked.status != Status.CONFIRMED:
         locked.set_status(Status.CONFIRMED, by=actor, via=via, reason="confirmed by the client")
+        audit_record(actor=actor, action=f"appointment.confirm.{via}", obj=locked)
     return locked
 
 
@@ -504,10 +505,11 @@ def appointment_client_cancel(
 ) -> Appointment:
     if link is not None:
         _claim_link(link)
-    if appointment.starts_at <= timezone.now():
+    locked = Appointment.objects.select_for_update().get(pk=appointment.pk)
+    if locked.starts_at <= timezone.now():
         raise ValidationError("This session has already begun.")
     return appointment_cancel(
-        appointment=appointment, by_client=True, actor=actor, via=via, reason=reason
+        appointment=locked, by_client=True, actor=actor, via=via, reason=reason
     )[0]
 
 
@@ -525,9 +527,12 @@ def appointment_request_reschedule(
     message = message.strip()
     if not message:
         raise ValidationError({"message": "Tell your clinician which times would suit you."})
+    # Lock the row: a cancellation arriving at the same moment must not interleave.
+    appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
     if not appointment.is_open or appointment.starts_at <= timezone.now():
         raise ValidationError("This session can no longer be moved.")
     request = RescheduleRequest.objects.create(appointment=appointment, message=message[:1000])
+    audit_record(actor=actor, action=f"appointment.reschedule_request.{via}", obj=appointment)
     AppointmentStatusChange.objects.create(
         appointment=appointment,
         from_status=appointment.status,
@@ -586,16 +591,28 @@ def booking_notice_send(*, appointment_ids: list[int]) -> bool:
 # --- Calendar feeds ----------------------------------------------------------------------
 
 
+def _practice_of(user: User) -> Practice | None:
+    membership = Membership.objects.select_related("practice").filter(user=user).first()
+    return membership.practice if membership else None
+
+
 def calendar_feed_regenerate(*, clinician: User) -> CalendarFeed:
     """A new secret URL; the old one stops working at once."""
     with transaction.atomic():
         CalendarFeed.objects.filter(clinician=clinician).delete()
         feed = CalendarFeed.objects.create(clinician=clinician)
-        audit_record(actor=clinician, action="calendar_feed.regenerate", obj=feed)
+        audit_record(
+            actor=clinician,
+            action="calendar_feed.regenerate",
+            obj=feed,
+            practice=_practice_of(clinician),
+        )
     return feed
 
 
 def calendar_feed_revoke(*, clinician: User) -> None:
     with transaction.atomic():
         CalendarFeed.objects.filter(clinician=clinician).delete()
-        audit_record(actor=clinician, action="calendar_feed.revoke")
+        audit_record(
+            actor=clinician, action="calendar_feed.revoke", practice=_practice_of(clinician)
+        )

@@ -15,7 +15,14 @@ from playwright.sync_api import Page, expect
 from scheduling.models import Appointment, Status
 from tests.browser.conftest import screenshot
 from tests.browser.test_invite_journey import sign_in, totp_now
-from tests.factories import PASSWORD, ClientFactory, EpisodeFactory, PracticeFactory, enrol_totp, staff
+from tests.factories import (
+    PASSWORD,
+    ClientFactory,
+    EpisodeFactory,
+    PracticeFactory,
+    enrol_totp,
+    staff,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -190,13 +190,21 @@ def test_a_supervisor_reads_but_cannot_change_a_supervisees_session(
     as_supervisor: HttpClient, clinician: User, client_record: Client
 ) -> None:
     appointment = book(clinician, client_record, datetime(2026, 3, 3, 10, 0, tzinfo=BERLIN))
-    assert as_supervisor.get(reverse("appointment_detail", args=[appointment.pk])).status_code == 200
+    assert (
+        as_supervisor.get(reverse("appointment_detail", args=[appointment.pk])).status_code == 200
+    )
     url = reverse("appointment_cancel", args=[appointment.pk])
     assert as_supervisor.post(url, {"reason": "x"}).status_code == 403
 
 
 @pytest.mark.parametrize(
-    "name", ["appointment_detail", "appointment_reschedule", "appointment_cancel", "appointment_attendance"]
+    "name",
+    [
+        "appointment_detail",
+        "appointment_reschedule",
+        "appointment_cancel",
+        "appointment_attendance",
+    ],
 )
 def test_outsiders_and_other_clinicians_get_404(
     as_outsider: HttpClient,
@@ -224,7 +232,9 @@ def test_the_week_view_shows_the_sessions_of_the_week(
     assert b"1 session, 0.8 booked hours" in response.content
 
 
-def test_the_day_view_offers_free_slots(as_clinician: HttpClient, clinician: User, client_record: Client) -> None:
+def test_the_day_view_offers_free_slots(
+    as_clinician: HttpClient, clinician: User, client_record: Client
+) -> None:
     book(clinician, client_record, datetime(2026, 3, 3, 10, 0, tzinfo=BERLIN))
     response = as_clinician.get(reverse("calendar_day"), {"date": "2026-03-03", "date2": "x"})
     assert b"Book 09:00" in response.content
@@ -232,19 +242,27 @@ def test_the_day_view_offers_free_slots(as_clinician: HttpClient, clinician: Use
     assert b"Book 11:00" in response.content
 
 
-def test_calendar_input_never_breaks_the_page(as_clinician: HttpClient, as_admin: HttpClient, outsider: User) -> None:
+def test_calendar_input_never_breaks_the_page(
+    as_clinician: HttpClient, as_admin: HttpClient, outsider: User
+) -> None:
     assert as_clinician.get(reverse("calendar_week"), {"date": "garbage"}).status_code == 200
     assert as_clinician.get(reverse("calendar_day"), {"date": "2026-02-30"}).status_code == 200
     # Another practice's clinician id is simply not a calendar here.
     assert as_admin.get(reverse("calendar_week"), {"clinician": outsider.pk}).status_code == 404
-    assert as_clinician.get(reverse("calendar_week"), {"clinician": "99999999999999"}).status_code == 200
+    assert (
+        as_clinician.get(reverse("calendar_week"), {"clinician": "99999999999999"}).status_code
+        == 200
+    )
 
 
 def test_admins_open_any_clinicians_calendar_but_clinicians_only_their_own(
     as_admin: HttpClient, as_other_clinician: HttpClient, clinician: User
 ) -> None:
     assert as_admin.get(reverse("calendar_week"), {"clinician": clinician.pk}).status_code == 200
-    assert as_other_clinician.get(reverse("calendar_week"), {"clinician": clinician.pk}).status_code == 404
+    assert (
+        as_other_clinician.get(reverse("calendar_week"), {"clinician": clinician.pk}).status_code
+        == 404
+    )
 
 
 def test_an_old_week_shows_past_days_without_booking_buttons(
