@@ -150,6 +150,32 @@ class CancelForm(forms.Form):
         return cleaned
 
 
+class TimeOffForm(forms.Form):
+    first_day = forms.DateField(widget=DateInput)
+    last_day = forms.DateField(widget=DateInput, help_text="Inclusive.")
+    reason = forms.CharField(max_length=120, required=False, help_text="Optional, e.g. holiday.")
+
+    def __init__(self, *args: Any, tz: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tz = tz
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        first, last = cleaned.get("first_day"), cleaned.get("last_day")
+        if first and last:
+            if last < first:
+                self.add_error("last_day", "The last day cannot be before the first.")
+            elif (last - first).days > 366:
+                self.add_error("last_day", "Enter at most a year of time off at once.")
+            else:
+                zone = zoneinfo.ZoneInfo(self.tz)
+                cleaned["starts_at"] = datetime.combine(first, time.min, tzinfo=zone)
+                cleaned["ends_at"] = datetime.combine(
+                    last + timedelta(days=1), time.min, tzinfo=zone
+                )
+        return cleaned
+
+
 class AttendanceForm(forms.Form):
     status = forms.ChoiceField(
         choices=[

@@ -588,6 +588,33 @@ def booking_notice_send(*, appointment_ids: list[int]) -> bool:
     return True
 
 
+# --- Availability ------------------------------------------------------------------------
+
+
+def time_off_add(
+    *, clinician: User, starts_at: datetime, ends_at: datetime, reason: str, actor: User
+) -> TimeOff:
+    """Record leave. Sessions already booked in it stay; the booking form warns from now on."""
+    if ends_at <= starts_at:
+        raise ValidationError({"last_day": "Time off must end on or after its first day."})
+    with transaction.atomic():
+        leave = TimeOff.objects.create(
+            clinician=clinician, starts_at=starts_at, ends_at=ends_at, reason=reason
+        )
+        audit_record(
+            actor=actor, action="time_off.add", obj=leave, practice=_practice_of(clinician)
+        )
+    return leave
+
+
+def time_off_remove(*, leave: TimeOff, actor: User) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=actor, action="time_off.remove", obj=leave, practice=_practice_of(leave.clinician)
+        )
+        leave.delete()
+
+
 # --- Calendar feeds ----------------------------------------------------------------------
 
 

@@ -20,6 +20,8 @@ urlpatterns = [
         views.appointment_attendance,
         name="appointment_attendance",
     ),
+    path("calendar/time-off/", views.time_off, name="time_off"),
+    path("calendar/time-off/<int:pk>/delete/", views.time_off_delete, name="time_off_delete"),
     path("calendar/feed/", client_views.calendar_feed_settings, name="calendar_feed_settings"),
     path("calendar/feed/<str:token>.ics", client_views.calendar_feed_ics, name="calendar_feed_ics"),
     path("c/<str:action>/<str:token>/", client_views.client_link, name="client_link"),

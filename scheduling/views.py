@@ -11,7 +11,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -24,8 +25,8 @@ from scheduling.access import (
     get_appointment_for_user_write,
     get_calendar_owner,
 )
-from scheduling.forms import AttendanceForm, BookingForm, CancelForm, RescheduleForm
-from scheduling.models import Appointment, AppointmentStatusChange, Status
+from scheduling.forms import AttendanceForm, BookingForm, CancelForm, RescheduleForm, TimeOffForm
+from scheduling.models import Appointment, AppointmentStatusChange, Status, TimeOff
 
 Via = AppointmentStatusChange.Via
 
@@ -365,3 +366,45 @@ def appointment_attendance(request: HttpRequest, pk: int) -> HttpResponse:
             label = Status(form.cleaned_data["status"]).label
             messages.success(request, f"Recorded: {label}.")
     return redirect("appointment_detail", pk=appointment.pk)
+
+
+@login_required
+def time_off(request: HttpRequest) -> HttpResponse:
+    """A clinician's own leave (an admin may open any clinician's with ?clinician=)."""
+    user: User = request.user  # type: ignore[assignment]
+    owner = get_calendar_owner(user, _parse_int(request.GET.get("clinician")))
+    tz = services.clinician_timezone(owner)
+    form = TimeOffForm(request.POST or None, tz=tz)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.time_off_add(
+                clinician=owner,
+                starts_at=form.cleaned_data["starts_at"],
+                ends_at=form.cleaned_data["ends_at"],
+                reason=form.cleaned_data["reason"],
+                actor=user,
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, "Time off added.")
+            return redirect(f"{request.path}?clinician={owner.pk}")
+    leave = TimeOff.objects.filter(clinician=owner, ends_at__gte=timezone.now())
+    return render(
+        request,
+        "scheduling/time_off.html",
+        {"form": form, "owner": owner, "leave": leave, "tz": tz},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def time_off_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    leave = get_object_or_404(TimeOff.objects.select_related("clinician"), pk=pk)
+    # Reuse the calendar rule: whoever may open this clinician's calendar manages their leave.
+    get_calendar_owner(user, leave.clinician_id)
+    services.time_off_remove(leave=leave, actor=user)
+    messages.success(request, "Time off removed.")
+    return redirect(f"{reverse('time_off')}?clinician={leave.clinician_id}")
