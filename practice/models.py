@@ -34,6 +34,10 @@ def default_rest_days() -> list[int]:
     return [6, 7]
 
 
+def default_reminder_channels() -> list[str]:
+    return ["email", "sms"]
+
+
 def default_working_days() -> list[int]:
     return [1, 2, 3, 4, 5]
 
@@ -95,6 +99,13 @@ class Practice(models.Model):
         default=default_reminder_offsets,
         help_text="How long before a session the client is reminded.",
     )
+    reminder_channels = ArrayField(
+        models.CharField(max_length=8, choices=[("email", "Email"), ("sms", "SMS")]),
+        default=default_reminder_channels,
+    )
+    # No SMS in the client's night. Email may arrive any time: it does not wake anyone.
+    sms_quiet_starts = models.TimeField(default=time(21, 0))
+    sms_quiet_ends = models.TimeField(default=time(8, 0))
     cancellation_window = models.DurationField(default=timedelta(hours=24))
     weekly_hours_cap = models.PositiveSmallIntegerField(
         default=30, help_text="Booked clinical hours per clinician per week."
@@ -109,6 +120,10 @@ class Practice(models.Model):
     )
     no_show_grace = models.DurationField(default=timedelta(minutes=15))
     default_caseload_capacity = models.PositiveSmallIntegerField(default=25)
+    overbooking_needs_reason = models.BooleanField(
+        default=False,
+        help_text="Booking past a workload limit needs a written reason, which is kept.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -193,6 +208,9 @@ class ClinicianProfile(models.Model):
     )
     work_starts = models.TimeField(default=time(9, 0))
     work_ends = models.TimeField(default=time(17, 0))
+    agenda_time = models.TimeField(
+        default=time(7, 0), help_text="When the daily agenda email arrives (local time)."
+    )
 
     class Meta:
         constraints = [
@@ -287,6 +305,8 @@ class Client(models.Model):
     preferred_times = ArrayField(
         models.CharField(max_length=10, choices=TimeOfDay.choices), default=list, blank=True
     )
+    email_reminders = models.BooleanField(default=True, help_text="Off: the client opted out.")
+    sms_reminders = models.BooleanField(default=True, help_text="Off: the client opted out.")
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

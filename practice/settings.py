@@ -239,3 +239,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# SMS (scheduling/sms.py). The backend is a dotted path, like EMAIL_BACKEND: the console one
+# prints texts, the file one writes one file per text, the locmem one keeps them for tests,
+# and the HTTP one sends them through the provider below.
+SMS_BACKEND: str = env.str("SMS_BACKEND", default="scheduling.sms.ConsoleSmsBackend")
+# Folder for FileSmsBackend's files.
+SMS_FILE_PATH = Path(env.str("SMS_FILE_PATH", default=str(BASE_DIR / ".data" / "sms")))
+# HttpSmsBackend: the provider's endpoint (http or https), its bearer token, the sender
+# shown on the phone (a number or an alphanumeric sender id) and the request timeout.
+SMS_HTTP_URL: str = env.str("SMS_HTTP_URL", default="")
+SMS_HTTP_TOKEN: str = env.str("SMS_HTTP_TOKEN", default="")
+SMS_FROM: str = env.str("SMS_FROM", default="")
+SMS_HTTP_TIMEOUT: int = env.int("SMS_HTTP_TIMEOUT", default=10)

@@ -224,6 +224,12 @@ class Appointment(models.Model):
     status_changed_at = models.DateTimeField(default=timezone.now)
     # Bumped on every reschedule, so links sent for the old time stop working.
     link_version = models.PositiveIntegerField(default=1)
+    # Set by the no-show sweep; the clinician confirms or corrects it.
+    auto_no_show = models.BooleanField(default=False)
+    needs_review = models.BooleanField(default=False)
+    override_reason = models.TextField(
+        blank=True, help_text="Why the booking went past a workload limit, when the practice asks."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -393,3 +399,136 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"Calendar feed of {self.clinician}"
+
+
+class ReminderDelivery(models.Model):
+    """One reminder: unique per (appointment, offset, channel, the start it was planned for).
+
+    The row is the claim: a worker moves it from pending to sending with a conditional
+    UPDATE before it sends, so a retried or duplicated task never sends twice. A move of the
+    session gives new rows for the new start; the old ones are skipped with a reason.
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="reminders")
+    offset = models.DurationField()
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    session_start = models.DateTimeField()
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True, help_text="The error, or why it was skipped.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["appointment", "offset", "channel", "session_start"],
+                name="reminder_once_per_offset_channel_start",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.channel} reminder {self.offset} before {self.session_start:%Y-%m-%d %H:%M}"
+
+
+class ClinicianNotice(models.Model):
+    """Agendas and evening-before heads-ups for clinicians, at most one per kind and day."""
+
+    class Kind(models.TextChoices):
+        AGENDA = "agenda", "Daily agenda"
+        HEADS_UP = "heads_up", "Evening-before reminder"
+
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    for_date = models.DateField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinician", "kind", "for_date"], name="notice_once_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.for_date}"
+
+
+class WorkloadAlertQuerySet(models.QuerySet["WorkloadAlert"]):
+    def open(self) -> WorkloadAlertQuerySet:
+        return self.filter(resolved_at__isnull=True)
+
+    def for_clinician(self, clinician: User) -> WorkloadAlertQuerySet:
+        return self.filter(clinician=clinician)
+
+    def in_practice(self, practice: Practice) -> WorkloadAlertQuerySet:
+        return self.filter(practice=practice)
+
+
+class WorkloadAlert(models.Model):
+    """One row per (clinician, ISO week, condition): burnout signals, measured against policy.
+
+    Sweeps upsert the measured value, and resolve the row (with a timestamp) when the
+    condition clears; they never duplicate it.
+    """
+
+    class Kind(models.TextChoices):
+        WEEKLY_HOURS = "weekly_hours", "Booked hours over the weekly cap"
+        DAILY_SESSIONS = "daily_sessions", "Sessions over the daily cap"
+        NO_REST_DAY = "no_rest_day", "No rest day in the week"
+        REST_DAY_SESSIONS = "rest_day_sessions", "Sessions on rest days"
+        SHORT_BREAKS = "short_breaks", "Breaks shorter than the minimum"
+        OUTSIDE_HOURS = "outside_hours", "Sessions outside working hours"
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workload_alerts"
+    )
+    week_start = models.DateField(help_text="Monday of the ISO week, in the clinician's zone.")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    measured = models.DecimalField(max_digits=8, decimal_places=2)
+    limit = models.DecimalField(max_digits=8, decimal_places=2)
+    opened_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkloadAlertQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-week_start", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinician", "week_start", "kind"], name="workload_alert_once_per_week"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_kind_display()}: {self.measured} of {self.limit} (week {self.week_start})"
+        )
+
+
+class ShortLink(models.Model):
+    """A short code for links in SMS, which must fit in 160 characters."""
+
+    code = models.CharField(max_length=12, unique=True)
+    target = models.CharField(max_length=2000)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.code

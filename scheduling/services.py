@@ -10,7 +10,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -20,6 +21,7 @@ from practice.queueing import enqueue_on_commit
 from practice.services import audit_record
 from scheduling.links import ClientLink, client_link_urls
 from scheduling.models import (
+    CANCELLED_STATUSES,
     Appointment,
     AppointmentSeries,
     AppointmentStatusChange,
@@ -154,6 +156,24 @@ def _check_slot(slot: Slot) -> None:
 # --- Booking -----------------------------------------------------------------------------
 
 
+CLINICIAN_LOCK, CLIENT_LOCK = 1, 2
+
+
+def _lock_calendars(clinician_id: int, client_id: int) -> None:
+    """Serialise writes to one clinician's and one client's calendar until commit.
+
+    Concurrent inserts that collide on an exclusion constraint can deadlock each other in
+    PostgreSQL. Taking transaction-scoped advisory locks first, always clinician then client,
+    turns the race into a queue: the loser waits, then sees the winner's row and gets a
+    clear SlotTaken instead of a deadlock error.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s), pg_advisory_xact_lock(%s, %s)",
+            [CLINICIAN_LOCK, clinician_id, CLIENT_LOCK, client_id],
+        )
+
+
 def _insert(
     *,
     practice: Practice,
@@ -165,6 +185,7 @@ def _insert(
     series: AppointmentSeries | None = None,
 ) -> Appointment:
     """Insert one appointment in a savepoint, turning an overlap into SlotTaken."""
+    _lock_calendars(clinician.pk, client.pk)
     try:
         with transaction.atomic():
             appointment = Appointment.objects.create(
@@ -253,11 +274,11 @@ def series_create(
     _check_slot(first)
     if (until is None) == (count is None):
         raise ValidationError("End the series on a date or after a number of sessions.")
-    if until is not None and until < first.starts_at.date():
-        raise ValidationError({"until": "The series must end after its first session."})
     practice = _check_parties(clinician=clinician, client=client)
     episode = open_episode_for(client=client, clinician=clinician)
     tz = clinician_timezone(clinician)
+    if until is not None and until < first.starts_at.astimezone(zoneinfo.ZoneInfo(tz)).date():
+        raise ValidationError({"until": "The series must end after its first session."})
     series = AppointmentSeries.objects.create(
         practice=practice,
         clinician=clinician,
@@ -308,9 +329,10 @@ def _following(appointment: Appointment, scope: str) -> list[Appointment]:
             Appointment.objects.open()
             .filter(series_id=appointment.series_id, starts_at__gte=appointment.starts_at)
             .select_for_update()
+            .select_related("clinician", "client", "practice")
             .order_by("starts_at")
         )
-    return [appointment]
+    return [_locked_open(appointment)]
 
 
 @transaction.atomic
@@ -318,8 +340,7 @@ def appointment_reschedule(
     *, appointment: Appointment, starts_at: datetime, ends_at: datetime, actor: User | None
 ) -> Appointment:
     """Move one session. The old client links stop working; a fresh notice goes out."""
-    if not appointment.is_open:
-        raise ValidationError("Only a scheduled or confirmed session can be moved.")
+    appointment = _locked_open(appointment)
     _check_slot(
         Slot(
             starts_at=starts_at,
@@ -336,10 +357,23 @@ def appointment_reschedule(
     return appointment
 
 
+def _locked_open(appointment: Appointment) -> Appointment:
+    """Re-read the row under a lock: a stale copy must not revive a cancelled session."""
+    locked = (
+        Appointment.objects.select_for_update(of=("self",))
+        .select_related("clinician", "client", "practice", "series")
+        .get(pk=appointment.pk)
+    )
+    if not locked.is_open:
+        raise ValidationError("Only a scheduled or confirmed session can be moved.")
+    return locked
+
+
 def _move(
     appointment: Appointment, starts_at: datetime, ends_at: datetime, actor: User | None
 ) -> None:
     previous_status = appointment.status
+    _lock_calendars(appointment.clinician_id, appointment.client_id)
     try:
         with transaction.atomic():
             Appointment.objects.filter(pk=appointment.pk).update(
@@ -347,7 +381,7 @@ def _move(
                 ends_at=ends_at,
                 status=Status.SCHEDULED,
                 status_changed_at=timezone.now(),
-                link_version=appointment.link_version + 1,
+                link_version=F("link_version") + 1,
             )
     except IntegrityError as exc:
         if _overlap_error(exc):
@@ -456,11 +490,18 @@ def appointment_record_attendance(
     locked = Appointment.objects.select_for_update().get(pk=appointment.pk)
     if status in (Status.ATTENDED, Status.NO_SHOW) and locked.starts_at > timezone.now():
         raise ValidationError("Attendance can be recorded once the session has begun.")
-    if locked.status in (Status.CANCELLED_BY_CLIENT, Status.CANCELLED_BY_CLINICIAN):
-        raise ValidationError("This session was cancelled.")
     if locked.status == status:
         return locked
-    locked.set_status(status, by=actor, via=Via.STAFF, reason="attendance recorded")
+    if locked.status in CANCELLED_STATUSES:
+        # Its slot is free and may be booked again; reviving it would double-book.
+        raise ValidationError("This session was cancelled; book a new one instead.")
+    try:
+        with transaction.atomic():
+            locked.set_status(status, by=actor, via=Via.STAFF, reason="attendance recorded")
+    except IntegrityError as exc:
+        if _overlap_error(exc):
+            raise ValidationError("That time is now taken by another session.") from exc
+        raise
     audit_record(actor=actor, action="appointment.attendance", obj=locked)
     return locked
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from practice.models import AuditEvent, Client, Episode, Practice, User
 from scheduling.links import client_link_read
@@ -40,8 +43,8 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=BERLIN)
 
 
-def slot(starts_at: datetime, minutes: int = 50, **fields: object) -> Slot:
-    return Slot(starts_at=starts_at, ends_at=starts_at + timedelta(minutes=minutes), **fields)  # type: ignore[arg-type]
+def slot(starts_at: datetime, minutes: int = 50, **fields: Any) -> Slot:
+    return Slot(starts_at=starts_at, ends_at=starts_at + timedelta(minutes=minutes), **fields)
 
 
 @pytest.fixture
@@ -77,9 +80,11 @@ def test_it_books_a_scheduled_session_and_records_who_booked_it(
 
 
 def test_the_booking_notice_waits_for_the_commit(
-    clinician: User, client_record: Client, django_capture_on_commit_callbacks: object
+    clinician: User,
+    client_record: Client,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:  # type: ignore[operator]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         appointment_book(
             clinician=clinician, client=client_record, slot=slot(at(3, 10)), actor=clinician
         )
@@ -111,30 +116,25 @@ def test_the_booking_notice_has_working_links_and_no_clinical_content(
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == [client_record.email]
+    assert isinstance(message, EmailMultiAlternatives)
     html = message.alternatives[0][0]
     assert isinstance(html, str)
-    for text in (message.subject, message.body, html):
+    body = str(message.body)
+    for text in (message.subject, body, html):
         lowered = text.lower()
         for clinical in ("termination", "ending", "fee", "trauma", "episode", "stage"):
             assert clinical not in lowered, clinical
         for other_clients_data in ("zora", "quist", "zora@example.org"):
             assert other_clients_data not in lowered
-    assert clinician.get_full_name() in message.body
+    assert clinician.get_full_name() in body
 
-    tokens = dict(
-        re.findall(r"http://testserver/c/(confirm|cancel|reschedule)/([^/\s]+)/", message.body)
-    )
+    tokens = dict(re.findall(r"http://testserver/c/(confirm|cancel|reschedule)/([^/\s]+)/", body))
     assert set(tokens) == {"confirm", "cancel", "reschedule"}
     for action, token in tokens.items():
         assert client_link_read(token, action).appointment == appointment
         assert f"/c/{action}/{token}/" in html
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bug in booking_notice_send: the |date filter converts to the current timezone "
-    "(UTC), so the notice shows 09:00 for a 10:00 Berlin session while saying Europe/Berlin.",
-)
 @pytest.mark.usefixtures("run_on_commit")
 def test_the_booking_notice_gives_the_time_in_the_clients_timezone(
     clinician: User, client_record: Client
@@ -145,6 +145,21 @@ def test_the_booking_notice_gives_the_time_in_the_clients_timezone(
     )
     body = mail.outbox[0].body
     assert "Tuesday 3 March 2026, 10:00 (Europe/Berlin)" in body
+
+
+@pytest.mark.usefixtures("run_on_commit")
+def test_the_booking_notice_follows_a_client_abroad_even_across_midnight(
+    clinician: User, client_record: Client
+) -> None:
+    client_record.timezone = "America/New_York"
+    client_record.save(update_fields=["timezone"])
+    # 02:00 on Tuesday in Berlin is 20:00 on Monday in New York (01:00 UTC).
+    appointment_book(
+        clinician=clinician, client=client_record, slot=slot(at(3, 2)), actor=clinician
+    )
+    body = mail.outbox[0].body
+    assert "Monday 2 March 2026, 20:00 (America/New_York)" in body
+    assert "For Monday 2 March" in body
 
 
 def test_it_refuses_an_overlapping_session_and_names_the_slot_taken(
