@@ -16,6 +16,7 @@ EXEMPT_PREFIXES = (
     "/static/",
     "/invite/",
     "/c/",
+    "/s/",
     "/mfa-required/",
     "/healthz",
 )

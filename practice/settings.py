@@ -196,7 +196,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Fail fast when Redis is down, so that a web request that enqueues after commit is not
 # held hostage by the broker; the periodic sweeps pick up anything that was not enqueued.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# The sweeps are idempotent and catch up after downtime, so a missed tick costs nothing.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "reminders": {"task": "scheduling.tasks.sweep_reminders", "schedule": 60.0},
+    "no-shows": {"task": "scheduling.tasks.sweep_no_shows", "schedule": 300.0},
+    "agendas": {"task": "scheduling.tasks.sweep_agendas", "schedule": 300.0},
+    "workload": {"task": "scheduling.tasks.sweep_workload", "schedule": 600.0},
+}
 
 # Security. Production defaults are the safe ones; DEBUG relaxes only what breaks plain http.
 SESSION_COOKIE_SECURE = not DEBUG

@@ -79,6 +79,13 @@ class BookingForm(SlotFieldsMixin):
         label="Book anyway",
         help_text="Tick to book despite the warnings above.",
     )
+    override_reason = forms.CharField(
+        label="Reason for booking past a workload limit",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Kept with the session. Your practice may ask for one.",
+    )
 
     def __init__(
         self, *args: Any, practice: Practice, clinician: User | None, tz: str, **kwargs: Any

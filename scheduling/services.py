@@ -183,6 +183,7 @@ def _insert(
     slot: Slot,
     actor: User | None,
     series: AppointmentSeries | None = None,
+    override_reason: str = "",
 ) -> Appointment:
     """Insert one appointment in a savepoint, turning an overlap into SlotTaken."""
     _lock_calendars(clinician.pk, client.pk)
@@ -200,6 +201,7 @@ def _insert(
                 location=slot.location,
                 video_url=slot.video_url if slot.location == Location.VIDEO else "",
                 fee_waived=slot.fee_waived,
+                override_reason=override_reason,
                 created_by=actor,
             )
     except IntegrityError as exc:
@@ -238,7 +240,13 @@ def _check_parties(*, clinician: User, client: Client) -> Practice:
 
 @transaction.atomic
 def appointment_book(
-    *, clinician: User, client: Client, slot: Slot, actor: User, notify: bool = True
+    *,
+    clinician: User,
+    client: Client,
+    slot: Slot,
+    actor: User,
+    notify: bool = True,
+    override_reason: str = "",
 ) -> Appointment:
     """Book one session. Raises SlotTaken (a ValidationError) when the slot is taken."""
     _check_slot(slot)
@@ -251,6 +259,7 @@ def appointment_book(
         episode=episode,
         slot=slot,
         actor=actor,
+        override_reason=override_reason,
     )
     audit_record(actor=actor, action="appointment.book", obj=appointment)
     if notify:
@@ -269,6 +278,7 @@ def series_create(
     until: date | None,
     count: int | None,
     actor: User,
+    override_reason: str = "",
 ) -> SeriesResult:
     """Book every free occurrence of a series and report each one that conflicts."""
     _check_slot(first)
@@ -312,6 +322,7 @@ def series_create(
                     slot=slot,
                     actor=actor,
                     series=series,
+                    override_reason=override_reason,
                 )
             )
         except SlotTaken as exc:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from scheduling import client_views, views
+from scheduling import client_views, noshow_views, short_links, views, workload_views
 
 urlpatterns = [
     path("calendar/", views.calendar_week, name="calendar_week"),
@@ -31,4 +31,12 @@ urlpatterns = [
         client_views.portal_appointment_action,
         name="portal_appointment_action",
     ),
+    path("s/<str:code>/", short_links.short_link, name="short_link"),
+    path("calendar/no-shows/", noshow_views.noshow_review_list, name="noshow_review_list"),
+    path(
+        "calendar/no-shows/<int:pk>/",
+        noshow_views.noshow_review_action,
+        name="noshow_review_action",
+    ),
+    path("calendar/workload/", workload_views.workload_alerts, name="workload_alerts"),
 ]

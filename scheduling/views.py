@@ -171,7 +171,21 @@ def appointment_new(request: HttpRequest) -> HttpResponse:
         warnings = services.availability_warnings(
             clinician=chosen, starts_at=data["starts_at"], ends_at=data["ends_at"]
         )
-        if not warnings or data["book_anyway"]:
+        from scheduling.workload import workload_warnings
+
+        workload = workload_warnings(
+            clinician=chosen, starts_at=data["starts_at"], ends_at=data["ends_at"]
+        )
+        # Both checks flag a day off or late hours in the same words: say it once.
+        warnings += [warning for warning in workload if warning not in warnings]
+        if (
+            workload
+            and data["book_anyway"]
+            and membership.practice.overbooking_needs_reason
+            and not data["override_reason"]
+        ):
+            form.add_error("override_reason", "Give a reason for booking past the limit.")
+        elif not warnings or data["book_anyway"]:
             response = _book(request, form, chosen, user)
             if response is not None:
                 return response
@@ -198,7 +212,11 @@ def _book(
     try:
         if data["repeat"] == "none":
             appointment = services.appointment_book(
-                clinician=clinician, client=data["client"], slot=slot, actor=user
+                clinician=clinician,
+                client=data["client"],
+                slot=slot,
+                actor=user,
+                override_reason=data["override_reason"],
             )
             messages.success(request, "Session booked. The client gets an email with their links.")
             return redirect("appointment_detail", pk=appointment.pk)
@@ -211,6 +229,7 @@ def _book(
             until=data["until"],
             count=data["count"],
             actor=user,
+            override_reason=data["override_reason"],
         )
     except ValidationError as exc:
         add_service_errors(form, exc)

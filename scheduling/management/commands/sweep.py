@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from scheduling.sweeps import run_all, send_now
+
+
+class Command(BaseCommand):
+    help = "Run every periodic job once, synchronously, as if the time were --at (default: now)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--at", help="ISO-8601 time, e.g. 2026-11-23T07:05:00+01:00")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = timezone.now()
+        if options["at"]:
+            try:
+                now = datetime.fromisoformat(options["at"])
+            except ValueError as exc:
+                raise CommandError(f"--at: not an ISO-8601 time: {options['at']!r}") from exc
+            if timezone.is_naive(now):
+                raise CommandError("--at needs a UTC offset, e.g. 2026-11-23T07:05:00+01:00")
+        report = run_all(now=now, send=send_now)
+        self.stdout.write(json.dumps({"at": now.isoformat(), **report}))
