@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from practice.models import Episode, Practice, User
@@ -207,6 +209,11 @@ def seed(practice: Practice) -> None:
             planned.append(plan)
 
     Appointment.objects.bulk_create([plan.appointment for plan in planned])
+    # created_at is set on insert; the demo's sessions were booked well before they happen,
+    # so reminders fall due for them as they would in a real calendar.
+    Appointment.objects.in_practice(practice).update(
+        created_at=Least(F("starts_at") - timedelta(days=14), Value(now))
+    )
     changes: list[AppointmentStatusChange] = []
     for plan in planned:
         for change in plan.changes:

@@ -123,13 +123,13 @@ ORDER BY r.due_at, r.id
 def reminders_plan(*, now: datetime) -> int:
     with connection.cursor() as cursor:
         cursor.execute(PLAN_SQL, {"now": now, "since": now - LOOKBACK})
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 def reminders_skip(*, now: datetime) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(SKIP_SQL, {"now": now})
-        skipped = cursor.rowcount
+        skipped = int(cursor.rowcount)
         # Crash recovery: a worker that was killed after claiming never finished the row.
         ReminderDelivery.objects.filter(
             state=State.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT
@@ -190,7 +190,8 @@ def _email(delivery: ReminderDelivery, appointment: Appointment) -> None:
 def sms_text(appointment: Appointment, link: str) -> str:
     """One SMS segment: when, and the short link. The practice name gives way if needed."""
     tz = zoneinfo.ZoneInfo(appointment.client.effective_timezone)
-    rest = f": appointment {appointment.starts_at.astimezone(tz):%a %d %b %H:%M}. Confirm/cancel: {link}"
+    when = appointment.starts_at.astimezone(tz)
+    rest = f": appointment {when:%a %d %b %H:%M}. Confirm/cancel: {link}"
     name = appointment.practice.name[: max(0, 160 - len(rest))]
     return f"{name}{rest}"
 

@@ -509,6 +509,10 @@ def appointment_record_attendance(
     try:
         with transaction.atomic():
             locked.set_status(status, by=actor, via=Via.STAFF, reason="attendance recorded")
+            if locked.needs_review:
+                # Recording attendance answers the no-show sweep's question too.
+                locked.needs_review = False
+                locked.save(update_fields=["needs_review"])
     except IntegrityError as exc:
         if _overlap_error(exc):
             raise ValidationError("That time is now taken by another session.") from exc

@@ -12,9 +12,10 @@ from smtplib import SMTPException
 from celery import shared_task
 from django.utils import timezone
 
-from scheduling import agendas, noshows, reminders, workload
+from scheduling import agendas, noshows, reminders
 from scheduling.services import booking_notice_send
 from scheduling.sms import SmsError
+from scheduling.workload import workload_sweep
 
 
 @shared_task(
@@ -79,5 +80,5 @@ def sweep_no_shows(at: str | None = None) -> int:
 
 @shared_task(acks_late=True)
 def sweep_workload(at: str | None = None) -> int:
-    opened, _resolved = workload.workload_sweep(now=_now(at))
-    return opened
+    opened, _resolved = workload_sweep(now=_now(at))
+    return int(opened)

@@ -27,6 +27,7 @@ from scheduling.access import (
 )
 from scheduling.forms import AttendanceForm, BookingForm, CancelForm, RescheduleForm, TimeOffForm
 from scheduling.models import Appointment, AppointmentStatusChange, Status, TimeOff
+from scheduling.workload import workload_warnings
 
 Via = AppointmentStatusChange.Via
 
@@ -171,8 +172,6 @@ def appointment_new(request: HttpRequest) -> HttpResponse:
         warnings = services.availability_warnings(
             clinician=chosen, starts_at=data["starts_at"], ends_at=data["ends_at"]
         )
-        from scheduling.workload import workload_warnings
-
         workload = workload_warnings(
             clinician=chosen, starts_at=data["starts_at"], ends_at=data["ends_at"]
         )

@@ -894,6 +894,8 @@ def cmd_run(signals: StopSignals) -> int:
         manage: list[str | Path] = [sys.executable, ROOT / "manage.py"]
         run_step("migrate", [*manage, "migrate", "--noinput"], env, signals)
         run_step("seed_demo", [*manage, "seed_demo"], env, signals)
+        # One sweep now, so the demo shows reminders, no-shows and workload alerts at once.
+        run_step("sweep", [*manage, "sweep"], env, signals)
 
         web_argv: list[str | Path] = [
             gunicorn,

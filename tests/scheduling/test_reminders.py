@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +13,7 @@ from django.test import Client as HttpClient
 
 from practice.models import Client, Practice, User
 from scheduling import reminders
-from scheduling.models import ReminderDelivery, Status
+from scheduling.models import Appointment, ReminderDelivery, Status
 from scheduling.services import appointment_cancel, appointment_reschedule
 from scheduling.sms import outbox as sms_outbox
 from tests.factories import book
@@ -23,13 +24,13 @@ SESSION = datetime(2026, 3, 12, 10, 0, tzinfo=BERLIN)  # a Thursday
 
 
 @pytest.fixture(autouse=True)
-def _sms_outbox(settings: object) -> None:
-    settings.SMS_BACKEND = "scheduling.sms.LocmemSmsBackend"  # type: ignore[attr-defined]
+def _sms_outbox(settings: Any) -> None:
+    settings.SMS_BACKEND = "scheduling.sms.LocmemSmsBackend"
     sms_outbox.clear()
 
 
 @pytest.fixture
-def session(clinician: User, client_record: Client) -> object:
+def session(clinician: User, client_record: Client) -> Appointment:
     with time_machine.travel(SESSION - timedelta(days=7), tick=False):
         return book(clinician, client_record, SESSION, location="in_person")
 
@@ -42,13 +43,13 @@ def sweep_and_send(now: datetime) -> list[str]:
         ]
 
 
-def test_nothing_is_planned_before_an_offset_falls_due(session: object) -> None:
+def test_nothing_is_planned_before_an_offset_falls_due(session: Appointment) -> None:
     assert sweep_and_send(SESSION - timedelta(hours=49)) == []
     assert not ReminderDelivery.objects.exists()
 
 
 def test_the_48h_reminder_goes_by_email_and_sms_exactly_once(
-    session: object, client_record: Client
+    session: Appointment, client_record: Client
 ) -> None:
     now = SESSION - timedelta(hours=47)
     assert sweep_and_send(now) == ["sent", "sent"]
@@ -65,7 +66,7 @@ def test_the_48h_reminder_goes_by_email_and_sms_exactly_once(
 
 
 def test_the_email_has_links_an_ics_and_no_clinical_content(
-    session: object, clinician: User
+    session: Appointment, clinician: User
 ) -> None:
     sweep_and_send(SESSION - timedelta(hours=47))
     message = mail.outbox[0]
@@ -81,11 +82,11 @@ def test_the_email_has_links_an_ics_and_no_clinical_content(
     text = content.decode() if isinstance(content, bytes) else content
     assert "BEGIN:VEVENT" in text and "DTSTART:20260312T090000Z" in text
     assert message.extra_headers["Message-ID"].startswith("<reminder-")
-    assert message.alternatives[0][1] == "text/html"
+    assert message.alternatives[0][1] == "text/html"  # type: ignore[union-attr]
 
 
 def test_the_sms_fits_one_segment_and_its_short_link_leads_to_the_confirm_page(
-    session: object,
+    session: Appointment,
 ) -> None:
     sweep_and_send(SESSION - timedelta(hours=47))
     text = sms_outbox[0].body
@@ -97,10 +98,10 @@ def test_the_sms_fits_one_segment_and_its_short_link_leads_to_the_confirm_page(
     assert "/c/confirm/" in response["Location"]
 
 
-def test_sms_waits_out_the_clients_quiet_hours(session: object, client_record: Client) -> None:
+def test_sms_waits_out_the_clients_quiet_hours(session: Appointment, client_record: Client) -> None:
     # 2 h before a 07:30 session is 05:30 local: quiet. Email goes, SMS waits.
     early = book(
-        session.clinician,  # type: ignore[attr-defined]
+        session.clinician,
         client_record,
         datetime(2026, 3, 13, 7, 30, tzinfo=BERLIN),
     )
@@ -119,20 +120,20 @@ def test_sms_waits_out_the_clients_quiet_hours(session: object, client_record: C
     assert "began" in sms_rows.first().detail  # type: ignore[union-attr]
 
 
-def test_a_cancelled_session_gets_no_reminder(session: object, clinician: User) -> None:
+def test_a_cancelled_session_gets_no_reminder(session: Appointment, clinician: User) -> None:
     with time_machine.travel(SESSION - timedelta(days=3), tick=False):
-        appointment_cancel(appointment=session, by_client=False, actor=clinician, via="staff")  # type: ignore[arg-type]
+        appointment_cancel(appointment=session, by_client=False, actor=clinician, via="staff")
     assert sweep_and_send(SESSION - timedelta(hours=47)) == []
     assert not ReminderDelivery.objects.exists()
 
 
 def test_a_pending_reminder_of_a_session_cancelled_since_is_skipped_with_the_reason(
-    session: object, clinician: User
+    session: Appointment, clinician: User
 ) -> None:
     now = SESSION - timedelta(hours=47)
     with time_machine.travel(now, tick=False):
         reminders.reminders_plan(now=now)
-        appointment_cancel(appointment=session, by_client=False, actor=clinician, via="staff")  # type: ignore[arg-type]
+        appointment_cancel(appointment=session, by_client=False, actor=clinician, via="staff")
     sweep_and_send(now)
     assert set(ReminderDelivery.objects.values_list("state", "detail")) == {
         (State.SKIPPED, "the session is cancelled clinician")
@@ -141,7 +142,7 @@ def test_a_pending_reminder_of_a_session_cancelled_since_is_skipped_with_the_rea
 
 
 def test_rescheduling_brings_fresh_reminders_for_the_new_time(
-    session: object, clinician: User
+    session: Appointment, clinician: User
 ) -> None:
     sweep_and_send(SESSION - timedelta(hours=47))
     assert len(mail.outbox) == 1
@@ -152,7 +153,7 @@ def test_rescheduling_brings_fresh_reminders_for_the_new_time(
             starts_at=later,
             ends_at=later + timedelta(minutes=50),
             actor=clinician,
-        )  # type: ignore[arg-type]
+        )
     mail.outbox.clear()
     # The old 2 h reminder never goes: the session is not there any more.
     assert sweep_and_send(SESSION - timedelta(hours=1)) == []
@@ -161,7 +162,7 @@ def test_rescheduling_brings_fresh_reminders_for_the_new_time(
 
 
 def test_after_an_outage_due_reminders_go_out_if_the_session_is_still_ahead(
-    session: object,
+    session: Appointment,
 ) -> None:
     # Nothing ran for two days; both offsets are due now, 1 h before the session.
     assert sorted(sweep_and_send(SESSION - timedelta(hours=1))) == ["sent"] * 4
@@ -169,7 +170,7 @@ def test_after_an_outage_due_reminders_go_out_if_the_session_is_still_ahead(
 
 
 def test_after_an_outage_past_the_start_the_rows_are_skipped_with_the_reason(
-    session: object,
+    session: Appointment,
 ) -> None:
     sweep_and_send(SESSION + timedelta(minutes=5))
     rows = ReminderDelivery.objects.all()
@@ -179,13 +180,13 @@ def test_after_an_outage_past_the_start_the_rows_are_skipped_with_the_reason(
     assert not mail.outbox
 
 
-def test_an_attended_session_gets_no_reminder(session: object) -> None:
-    session.status = Status.ATTENDED  # type: ignore[attr-defined]
-    session.save()  # type: ignore[attr-defined]
+def test_an_attended_session_gets_no_reminder(session: Appointment) -> None:
+    session.status = Status.ATTENDED
+    session.save()
     assert sweep_and_send(SESSION - timedelta(hours=1)) == []
 
 
-def test_per_channel_opt_out(session: object, client_record: Client) -> None:
+def test_per_channel_opt_out(session: Appointment, client_record: Client) -> None:
     client_record.sms_reminders = False
     client_record.save()
     assert sweep_and_send(SESSION - timedelta(hours=47)) == ["sent"]
@@ -194,7 +195,7 @@ def test_per_channel_opt_out(session: object, client_record: Client) -> None:
     assert not sms_outbox
 
 
-def test_a_worker_that_died_mid_send_is_recovered_by_the_sweep(session: object) -> None:
+def test_a_worker_that_died_mid_send_is_recovered_by_the_sweep(session: Appointment) -> None:
     now = SESSION - timedelta(hours=47)
     with time_machine.travel(now, tick=False):
         ids = reminders.reminders_sweep(now=now)
@@ -204,7 +205,7 @@ def test_a_worker_that_died_mid_send_is_recovered_by_the_sweep(session: object) 
 
 
 def test_the_practice_policy_decides_offsets_and_channels(
-    session: object, practice: Practice
+    session: Appointment, practice: Practice
 ) -> None:
     practice.reminder_offsets = [timedelta(hours=24)]
     practice.reminder_channels = ["email"]

@@ -159,5 +159,5 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def use_broker(url: str) -> None:
     """Point this process's Celery producer at another broker."""
-    celery_app.conf.broker_url = url
-    celery_app._after_fork()  # drops the cached connection and producer pools
+    celery_app.conf.broker_url = url  # type: ignore[misc]
+    celery_app._after_fork()  # type: ignore[attr-defined]  # drops cached connection pools

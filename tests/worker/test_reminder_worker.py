@@ -56,14 +56,17 @@ def test_a_sigkilled_worker_loses_and_duplicates_no_reminder(
             clinician=clinician,
             client=client,
             episode=episode,
-            starts_at=start + timedelta(minutes=n),
-            ends_at=start + timedelta(minutes=n + 1),
+            # Short, back-to-back slots: all start within the hour, so all are due now.
+            starts_at=start + timedelta(seconds=10 * n),
+            ends_at=start + timedelta(seconds=10 * (n + 1)),
         )
         for n, (client, episode) in enumerate(zip(clients, episodes, strict=True))
     )
     Appointment.objects.update(created_at=now - timedelta(days=1))
 
-    for delivery_id in reminders.reminders_sweep(now=now):
+    due = reminders.reminders_sweep(now=now)
+    assert len(due) == BATCH
+    for delivery_id in due:
         send_reminder.delay(delivery_id)
     mail = celery_worker_process.mail_dir
     celery_worker_process.wait_for(lambda: len(message_ids(mail)) >= BATCH // 5)
