@@ -97,8 +97,13 @@ class ClinicianProfileForm(forms.ModelForm[ClinicianProfile]):
             "working_days",
             "work_starts",
             "work_ends",
+            "agenda_time",
         ]
-        widgets = {"work_starts": TimeInput(), "work_ends": TimeInput()}
+        widgets = {
+            "work_starts": TimeInput(),
+            "work_ends": TimeInput(),
+            "agenda_time": TimeInput(),
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -131,6 +136,8 @@ class ClientForm(forms.ModelForm[Client]):
             "preferred_clinician_gender",
             "cultural_background",
             "preferred_times",
+            "email_reminders",
+            "sms_reminders",
         ]
         help_texts = {"cultural_background": "Only if the client chose to give it."}
 

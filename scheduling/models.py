@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import zoneinfo
 from datetime import date, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from dateutil import rrule
 from django.conf import settings
@@ -13,6 +13,7 @@ from django.contrib.postgres.constraints import ExclusionConstraint
 from django.contrib.postgres.fields import DateTimeRangeField, RangeOperators
 from django.db import models
 from django.db.models import Func, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from practice.models import Client, Episode, Practice, User
@@ -196,6 +197,35 @@ class AppointmentQuerySet(models.QuerySet["Appointment"]):
 
     def overlapping(self, start: datetime, end: datetime) -> AppointmentQuerySet:
         return self.active().between(start, end)
+
+    def awaiting_review(self) -> AppointmentQuerySet:
+        """Automatic no-shows the clinician has not confirmed or corrected yet."""
+        return self.filter(status=Status.NO_SHOW, auto_no_show=True, needs_review=True)
+
+    def no_show_rates(self, by: str, *, now: datetime, days: int = 90) -> models.QuerySet[Any]:
+        """Rows of ``{by, sessions, no_shows, no_show_rate}`` over the last ``days``, where
+        ``by`` is "client" or "clinician". Sessions are those that fell due (attended or
+        no-show); late cancellations count as neither. One grouped query."""
+        if by not in ("client", "clinician"):
+            raise ValueError("no_show_rates groups by 'client' or 'clinician'")
+        rows: models.QuerySet[Any] = (
+            self.filter(
+                starts_at__gte=now - timedelta(days=days),
+                starts_at__lt=now,
+                status__in=[Status.ATTENDED, Status.NO_SHOW],
+            )
+            .values(by)
+            .annotate(
+                sessions=models.Count("pk"),
+                no_shows=models.Count("pk", filter=Q(status=Status.NO_SHOW)),
+            )
+            .annotate(
+                no_show_rate=Cast("no_shows", models.FloatField())
+                / Cast("sessions", models.FloatField())
+            )
+            .order_by(by)
+        )
+        return rows
 
 
 class Appointment(models.Model):

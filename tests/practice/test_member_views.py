@@ -70,6 +70,7 @@ def test_an_admin_edits_a_clinician_profile(as_admin: HttpClient, clinician: Use
             "working_days": ["1", "2", "3"],
             "work_starts": "08:00",
             "work_ends": "16:00",
+            "agenda_time": "06:30",
         },
     )
     assert response.status_code == 302
