@@ -185,6 +185,8 @@ INVITATION_TTL = timedelta(days=env.int("INVITATION_TTL_DAYS", default=7))
 
 # Celery: Redis is the broker; beat's schedule is fixed here (django-celery-beat is not used).
 CELERY_BROKER_URL = REDIS_URL
+# Installations sharing one Redis keep their work apart by queue name.
+CELERY_TASK_DEFAULT_QUEUE: str = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

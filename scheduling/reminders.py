@@ -21,6 +21,7 @@ import logging
 import secrets
 import zoneinfo
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +46,7 @@ CLAIM_TIMEOUT = timedelta(minutes=5)
 # How far back a missed reminder is still recorded (as skipped) rather than ignored.
 LOOKBACK = timedelta(days=2)
 MAX_ATTEMPTS = 5
+FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 
 PLAN_SQL = """
 INSERT INTO scheduling_reminderdelivery
@@ -130,11 +132,36 @@ def reminders_skip(*, now: datetime) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(SKIP_SQL, {"now": now})
         skipped = int(cursor.rowcount)
-        # Crash recovery: a worker that was killed after claiming never finished the row.
-        ReminderDelivery.objects.filter(
-            state=State.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT
-        ).update(state=State.PENDING, claimed_at=None)
+        _recover_stale_claims(now)
     return skipped
+
+
+def _recover_stale_claims(now: datetime) -> None:
+    """A worker killed after claiming a row never finished it. Ask the mail transport, where
+    it can answer, whether the message left before the kill; otherwise send it again (with
+    the same Message-ID, which mail systems use to collapse duplicates)."""
+    stale = ReminderDelivery.objects.filter(state=State.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT)
+    delivered = _already_delivered(
+        {reminder_message_id(row): row.pk for row in stale if row.channel == "email"}
+    )
+    if delivered:
+        ReminderDelivery.objects.filter(pk__in=delivered, state=State.SENDING).update(
+            state=State.SENT, finished_at=now, detail="sent before its worker died"
+        )
+    stale.exclude(pk__in=delivered).update(state=State.PENDING, claimed_at=None)
+
+
+def _already_delivered(ids_by_message_id: dict[str, int]) -> list[int]:
+    """Rows whose message the transport already holds. Only the file backend can tell; for
+    SMTP the answer is "unknown" and the message is sent again."""
+    if not ids_by_message_id or settings.EMAIL_BACKEND != FILE_BACKEND:
+        return []
+    folder = Path(getattr(settings, "EMAIL_FILE_PATH", ""))
+    found: list[int] = []
+    for path in folder.glob("*.log") if folder.is_dir() else []:
+        text = path.read_text(errors="replace")
+        found += [pk for mid, pk in ids_by_message_id.items() if f"Message-ID: {mid}" in text]
+    return found
 
 
 def reminders_due(*, now: datetime) -> list[int]:

@@ -40,6 +40,8 @@ class WorkerProcess:
             "REDIS_URL": self.redis_url,
             "EMAIL_URL": f"filemail://{self.mail_dir}",
             "CONN_MAX_AGE": "0",
+            # Tasks the worker itself enqueues (a sweep's sends) stay on this test's queue.
+            "CELERY_TASK_DEFAULT_QUEUE": self.queue,
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         self.process = subprocess.Popen(

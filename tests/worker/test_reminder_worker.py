@@ -15,7 +15,7 @@ from practice.models import Client, Episode, Practice
 from scheduling import reminders
 from scheduling.models import Appointment, ReminderDelivery
 from scheduling.services import Slot, appointment_book
-from scheduling.tasks import send_reminder
+from scheduling.tasks import send_reminder, sweep_reminders
 from tests.factories import PracticeFactory, staff
 from tests.worker.conftest import RedisServer, WorkerProcess, use_broker
 
@@ -75,10 +75,10 @@ def test_a_sigkilled_worker_loses_and_duplicates_no_reminder(
     assert killed_at < BATCH, "the worker finished before it could be killed"
 
     celery_worker_process.start()
-    # What heals is the sweep, not the queue: claims of the dead worker are stale by now.
+    # What heals is the sweep, not the queue. Beat's sweep runs in a worker, as here, a few
+    # minutes on, when the dead worker's claims are stale.
     later = now + reminders.CLAIM_TIMEOUT + timedelta(minutes=1)
-    for delivery_id in reminders.reminders_sweep(now=later):
-        send_reminder.delay(delivery_id)
+    sweep_reminders.delay(later.isoformat())
     celery_worker_process.wait_for(
         lambda: ReminderDelivery.objects.filter(state="sent").count() == BATCH, timeout=120
     )
