@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from practice.models import Client, Episode, Practice
+from practice.models import Client, Episode, Practice, User
 from scheduling.models import Appointment
 
 if TYPE_CHECKING:
@@ -246,3 +247,83 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument.code} {self.total} on {self.completed_at:%Y-%m-%d}"
+
+
+class RuptureFlagQuerySet(models.QuerySet["RuptureFlag"]):
+    def open(self) -> RuptureFlagQuerySet:
+        return self.filter(resolved_at__isnull=True)
+
+    def for_clinician(self, clinician: User) -> RuptureFlagQuerySet:
+        return self.filter(clinician=clinician)
+
+    def for_episode(self, episode: Episode) -> RuptureFlagQuerySet:
+        return self.filter(episode=episode)
+
+    def by_severity(self) -> RuptureFlagQuerySet:
+        """Most severe first (safety above all), then the oldest, which has waited longest."""
+        return self.order_by("-severity", "raised_at", "pk")
+
+
+class RuptureFlag(models.Model):
+    """A possible rupture raised by a detection rule, with the evidence the rule saw.
+
+    One flag per rule per triggering event (`trigger_key`, e.g. ``response:123``), so a
+    sweep can run again and again without raising the same flag twice.
+    """
+
+    class Rule(models.TextChoices):
+        LOW_ALLIANCE = "low_alliance", "Low alliance"
+        ALLIANCE_DROP = "alliance_drop", "Alliance drop"
+        FELT_OFF = "felt_off", "Client said something felt off"
+        MISSED_AFTER_STRAIN = "missed_after_strain", "Missed after strain"
+        TWO_MISSED = "two_missed", "Two missed sessions in a row"
+        DROPOUT = "dropout", "Dropout"
+        RELIABLE_DETERIORATION = "reliable_deterioration", "Reliable deterioration"
+        NOT_ON_TRACK = "not_on_track", "Not on track"
+        SAFETY = "safety", "Safety"
+        CLINICIAN_CAUSED = "clinician_caused", "Clinician-caused"
+
+    # Safety outranks everything, so it shows first in every queue.
+    SEVERITY: ClassVar[dict[str, int]] = {
+        Rule.SAFETY: 100,
+        Rule.RELIABLE_DETERIORATION: 70,
+        Rule.DROPOUT: 60,
+        Rule.TWO_MISSED: 55,
+        Rule.MISSED_AFTER_STRAIN: 50,
+        Rule.ALLIANCE_DROP: 40,
+        Rule.LOW_ALLIANCE: 35,
+        Rule.FELT_OFF: 30,
+        Rule.NOT_ON_TRACK: 25,
+        Rule.CLINICIAN_CAUSED: 20,
+    }
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    episode = models.ForeignKey(Episode, on_delete=models.PROTECT, related_name="rupture_flags")
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="rupture_flags")
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rupture_flags"
+    )
+    rule = models.CharField(max_length=24, choices=Rule.choices)
+    severity = models.IntegerField()
+    trigger_key = models.CharField(
+        max_length=80, help_text="The event that raised it, e.g. response:123 or appointment:45."
+    )
+    evidence = models.JSONField(
+        default=dict, help_text="The scores, dates and appointments the rule saw, and a summary."
+    )
+    raised_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RuptureFlagQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-severity", "raised_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "trigger_key"], name="rupture_flag_once_per_rule_and_trigger"
+            )
+        ]
+        indexes = [models.Index(fields=["clinician", "resolved_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_rule_display()} ({self.trigger_key})"

@@ -211,6 +211,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "no-shows": {"task": "scheduling.tasks.sweep_no_shows", "schedule": 300.0},
     "agendas": {"task": "scheduling.tasks.sweep_agendas", "schedule": 300.0},
     "workload": {"task": "scheduling.tasks.sweep_workload", "schedule": 300.0},
+    "ruptures": {"task": "alliance.tasks.sweep_ruptures", "schedule": 300.0},
 }
 
 # Security. Production defaults are the safe ones; DEBUG relaxes only what breaks plain http.

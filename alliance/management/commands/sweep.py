@@ -7,10 +7,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from alliance.sweeps import rupture_sweep
 from scheduling.sweeps import run_all, send_now
 
 
 class Command(BaseCommand):
+    """Lives in alliance, the top layer, because it runs every app's periodic jobs."""
+
     help = "Run every periodic job once, synchronously, as if the time were --at (default: now)."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -25,5 +28,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--at: not an ISO-8601 time: {options['at']!r}") from exc
             if timezone.is_naive(now):
                 raise CommandError("--at needs a UTC offset, e.g. 2026-11-23T07:05:00+01:00")
+        # Scheduling's sweeps first: the rupture rules read the no-shows they record.
         report = run_all(now=now, send=send_now)
+        report["rupture_flags"] = len(rupture_sweep(now=now))
         self.stdout.write(json.dumps({"at": now.isoformat(), **report}))
