@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from practice.models import Client, Episode, Practice, User
 from scheduling.models import Appointment
@@ -235,6 +238,22 @@ class Response(models.Model):
     completed_at = models.DateTimeField()
     collected_via = models.CharField(max_length=12, choices=Via.choices)
     free_text = models.TextField(blank=True)
+    # The link it answered. One-to-one: the database refuses a second answer to one link.
+    request = models.OneToOneField(
+        "MeasureRequest",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="response",
+    )
+    # Who held the screen for an in-session response.
+    given_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     objects = ResponseQuerySet.as_manager()
 
@@ -251,6 +270,7 @@ class Response(models.Model):
 
 class RuptureFlagQuerySet(models.QuerySet["RuptureFlag"]):
     def open(self) -> RuptureFlagQuerySet:
+        """Still needing attention: open or in repair."""
         return self.filter(resolved_at__isnull=True)
 
     def for_clinician(self, clinician: User) -> RuptureFlagQuerySet:
@@ -259,16 +279,25 @@ class RuptureFlagQuerySet(models.QuerySet["RuptureFlag"]):
     def for_episode(self, episode: Episode) -> RuptureFlagQuerySet:
         return self.filter(episode=episode)
 
+    def for_client(self, client: Client) -> RuptureFlagQuerySet:
+        return self.filter(client=client)
+
+    def safety(self) -> RuptureFlagQuerySet:
+        return self.filter(rule=RuptureFlag.Rule.SAFETY)
+
     def by_severity(self) -> RuptureFlagQuerySet:
         """Most severe first (safety above all), then the oldest, which has waited longest."""
         return self.order_by("-severity", "raised_at", "pk")
 
 
 class RuptureFlag(models.Model):
-    """A possible rupture raised by a detection rule, with the evidence the rule saw.
+    """A possible rupture: raised by a detection rule with the evidence it saw, or logged by
+    the clinician in Safran and Muran's terms.
 
     One flag per rule per triggering event (`trigger_key`, e.g. ``response:123``), so a
-    sweep can run again and again without raising the same flag twice.
+    sweep can run again and again without raising the same flag twice. Its lifecycle is
+    open → in repair → repaired or unresolved; a flag that needs no repair (a false alarm, a
+    handled safety concern) is closed with a note. Every step is a `FlagEvent`.
     """
 
     class Rule(models.TextChoices):
@@ -282,6 +311,48 @@ class RuptureFlag(models.Model):
         NOT_ON_TRACK = "not_on_track", "Not on track"
         SAFETY = "safety", "Safety"
         CLINICIAN_CAUSED = "clinician_caused", "Clinician-caused"
+        LOGGED = "logged", "Logged by the clinician"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        IN_REPAIR = "in_repair", "In repair"
+        REPAIRED = "repaired", "Repaired"
+        UNRESOLVED = "unresolved", "Unresolved"
+        CLOSED = "closed", "Closed"
+
+    class Kind(models.TextChoices):
+        WITHDRAWAL = "withdrawal", "Withdrawal"
+        CONFRONTATION = "confrontation", "Confrontation"
+
+    class Marker(models.TextChoices):
+        # Withdrawal markers (Safran & Muran)
+        MINIMAL_RESPONSE = "minimal_response", "Minimal response"
+        DENIAL = "denial", "Denial"
+        TOPIC_SHIFTING = "topic_shifting", "Topic shifting"
+        ABSTRACT_COMMUNICATION = "abstract", "Abstract communication"
+        STORYTELLING = "storytelling", "Storytelling"
+        DEFERENCE = "deference", "Deference and appeasing"
+        CONTENT_AFFECT_SPLIT = "content_affect_split", "Content and affect split"
+        SELF_CRITICISM = "self_criticism", "Self-criticism and hopelessness"
+        # Confrontation markers
+        COMPLAINTS_ABOUT_THERAPIST = "complaints_therapist", "Complaints about the therapist"
+        REJECTING_INTERVENTION = "rejecting_intervention", "Rejecting an intervention"
+        COMPLAINTS_ABOUT_ACTIVITIES = "complaints_activities", "Complaints about the activities"
+        COMPLAINTS_ABOUT_PARAMETERS = "complaints_parameters", "Complaints about the parameters"
+        COMPLAINTS_ABOUT_PROGRESS = "complaints_progress", "Complaints about progress"
+        CONTROL_ATTEMPTS = "control", "Attempts to control the therapist"
+        DEFENDING_AGAINST_THERAPIST = "defending", "Defending against the therapist"
+
+    WITHDRAWAL_MARKERS: ClassVar[tuple[str, ...]] = (
+        Marker.MINIMAL_RESPONSE,
+        Marker.DENIAL,
+        Marker.TOPIC_SHIFTING,
+        Marker.ABSTRACT_COMMUNICATION,
+        Marker.STORYTELLING,
+        Marker.DEFERENCE,
+        Marker.CONTENT_AFFECT_SPLIT,
+        Marker.SELF_CRITICISM,
+    )
 
     # Safety outranks everything, so it shows first in every queue.
     SEVERITY: ClassVar[dict[str, int]] = {
@@ -290,12 +361,22 @@ class RuptureFlag(models.Model):
         Rule.DROPOUT: 60,
         Rule.TWO_MISSED: 55,
         Rule.MISSED_AFTER_STRAIN: 50,
+        Rule.LOGGED: 45,
         Rule.ALLIANCE_DROP: 40,
         Rule.LOW_ALLIANCE: 35,
         Rule.FELT_OFF: 30,
         Rule.NOT_ON_TRACK: 25,
         Rule.CLINICIAN_CAUSED: 20,
     }
+    # Which step may follow which. A closed, repaired or unresolved flag can be reopened.
+    TRANSITIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        Status.OPEN: (Status.IN_REPAIR, Status.REPAIRED, Status.UNRESOLVED, Status.CLOSED),
+        Status.IN_REPAIR: (Status.REPAIRED, Status.UNRESOLVED, Status.CLOSED),
+        Status.REPAIRED: (Status.OPEN,),
+        Status.UNRESOLVED: (Status.OPEN, Status.IN_REPAIR),
+        Status.CLOSED: (Status.OPEN,),
+    }
+    FINISHED: ClassVar[tuple[str, ...]] = (Status.REPAIRED, Status.UNRESOLVED, Status.CLOSED)
 
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
     episode = models.ForeignKey(Episode, on_delete=models.PROTECT, related_name="rupture_flags")
@@ -312,18 +393,422 @@ class RuptureFlag(models.Model):
         default=dict, help_text="The scores, dates and appointments the rule saw, and a summary."
     )
     raised_at = models.DateTimeField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # A rupture the clinician logged: Safran and Muran's kind and marker, and the session.
+    kind = models.CharField(max_length=14, choices=Kind.choices, blank=True)
+    marker = models.CharField(max_length=24, choices=Marker.choices, blank=True)
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     objects = RuptureFlagQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        events: RelatedManager[FlagEvent]
+        repairs: RelatedManager[RepairAction]
 
     class Meta:
         ordering = ["-severity", "raised_at", "pk"]
         constraints = [
             models.UniqueConstraint(
                 fields=["rule", "trigger_key"], name="rupture_flag_once_per_rule_and_trigger"
-            )
+            ),
+            # A flag is finished exactly when it has a resolution time.
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "in_repair"], resolved_at__isnull=True)
+                | Q(status__in=["repaired", "unresolved", "closed"], resolved_at__isnull=False),
+                name="rupture_flag_resolved_consistently",
+            ),
+            models.CheckConstraint(
+                condition=~Q(rule="logged") | ~Q(kind="") & ~Q(marker=""),
+                name="rupture_flag_logged_has_kind_and_marker",
+                violation_error_message="A logged rupture needs its kind and marker.",
+            ),
         ]
-        indexes = [models.Index(fields=["clinician", "resolved_at"])]
+        indexes = [
+            models.Index(fields=["clinician", "resolved_at"]),
+            models.Index(fields=["client", "raised_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_rule_display()} ({self.trigger_key})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @property
+    def summary(self) -> str:
+        if self.rule == self.Rule.LOGGED:
+            return f"{self.get_kind_display()}: {self.get_marker_display()}."
+        return str(self.evidence.get("summary", ""))
+
+    def allowed_transitions(self) -> tuple[str, ...]:
+        return self.TRANSITIONS.get(self.status, ())
+
+    def move_to(self, status: str, *, at: datetime) -> None:
+        self.status = status
+        self.resolved_at = at if status in self.FINISHED else None
+        self.save(update_fields=["status", "resolved_at"])
+
+
+class FlagEvent(models.Model):
+    """One step in a flag's history: raised, a status change, or a note, with who and why."""
+
+    class Action(models.TextChoices):
+        RAISED = "raised", "Raised"
+        STATUS = "status", "Status changed"
+        REPAIR = "repair", "Repair action logged"
+        NOTE = "note", "Note"
+
+    flag = models.ForeignKey(RuptureFlag, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    # Null: the sweep.
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    from_status = models.CharField(max_length=12, blank=True)
+    to_status = models.CharField(max_length=12, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} on flag {self.flag_id}"
+
+
+class RepairAction(models.Model):
+    """What the clinician did to repair a rupture, in the 3RS vocabulary, and how it landed."""
+
+    class Strategy(models.TextChoices):
+        # Immediate: address the rupture at face value.
+        GIVE_RATIONALE = "rationale", "Give a rationale"
+        CHANGE_TASK_OR_GOAL = "change_task", "Change the task or goal"
+        CLARIFY_MISUNDERSTANDING = "clarify", "Clarify a misunderstanding"
+        # Exploratory: work through what lies under it.
+        INVITE_EXPLORATION = "explore", "Invite exploration of the rupture"
+        ACKNOWLEDGE_OWN_CONTRIBUTION = "acknowledge", "Acknowledge one's own contribution"
+        LINK_TO_PATTERNS = "link_patterns", "Link to wider patterns"
+
+    IMMEDIATE: ClassVar[tuple[str, ...]] = (
+        Strategy.GIVE_RATIONALE,
+        Strategy.CHANGE_TASK_OR_GOAL,
+        Strategy.CLARIFY_MISUNDERSTANDING,
+    )
+
+    flag = models.ForeignKey(RuptureFlag, on_delete=models.PROTECT, related_name="repairs")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    performed_at = models.DateTimeField()
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    strategy = models.CharField(max_length=14, choices=Strategy.choices)
+    description = models.TextField(help_text="What was said or done.")
+    client_response = models.TextField(help_text="How the client responded.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["performed_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_strategy_display()} on flag {self.flag_id}"
+
+    @property
+    def approach(self) -> str:
+        return "Immediate" if self.strategy in self.IMMEDIATE else "Exploratory"
+
+
+class SafetyAlert(models.Model):
+    """The email that tells one person at once about a safety flag. Unique per (flag,
+    recipient) and claimed like a reminder, so the alert goes once and a crash is retried."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    flag = models.ForeignKey(RuptureFlag, on_delete=models.CASCADE, related_name="safety_alerts")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    role = models.CharField(max_length=12, help_text="clinician or supervisor")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["flag", "recipient"], name="safety_alert_once")
+        ]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Safety alert for flag {self.flag_id} to {self.recipient_id}"
+
+
+# Outreach and endings
+
+
+class OutreachAttemptQuerySet(models.QuerySet["OutreachAttempt"]):
+    def for_episode(self, episode: Episode) -> OutreachAttemptQuerySet:
+        return self.filter(episode=episode)
+
+
+class OutreachAttempt(models.Model):
+    """One attempt to reach a client after dropout or an angry ending."""
+
+    class Channel(models.TextChoices):
+        PHONE = "phone", "Phone call"
+        EMAIL = "email", "Email"
+        SMS = "sms", "Text message"
+        LETTER = "letter", "Letter"
+
+    class Outcome(models.TextChoices):
+        NO_ANSWER = "no_answer", "No answer"
+        VOICEMAIL = "voicemail", "Left a voicemail"
+        SPOKE = "spoke", "Spoke with the client"
+        REPLIED = "replied", "The client replied"
+        DECLINED = "declined", "The client declined further contact"
+        UNDELIVERABLE = "undeliverable", "Could not be delivered"
+
+    episode = models.ForeignKey(Episode, on_delete=models.PROTECT, related_name="outreach")
+    flag = models.ForeignKey(
+        RuptureFlag, on_delete=models.SET_NULL, null=True, blank=True, related_name="outreach"
+    )
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    attempted_at = models.DateTimeField()
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    outcome = models.CharField(max_length=14, choices=Outcome.choices)
+    note = models.TextField(blank=True)
+
+    objects = OutreachAttemptQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["attempted_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} on {self.attempted_at:%Y-%m-%d}"
+
+
+class EpisodeEnding(models.Model):
+    """How an episode ended: the planned last session, and the closing review."""
+
+    class Kind(models.TextChoices):
+        PLANNED = "planned", "Planned ending with a last session"
+        TERMINATION_SESSION = "termination", "Fee-waived termination session after outreach"
+        NO_LAST_SESSION = "no_last_session", "Closed without a last session"
+        VOICEMAIL_ONLY = "voicemail_only", "Ended by voicemail only"
+        DROPPED_OUT = "dropped_out", "Dropped out after outreach"
+
+    episode = models.OneToOneField(Episode, on_delete=models.PROTECT, related_name="ending")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    last_session = models.ForeignKey(
+        Appointment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    planned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    planned_at = models.DateTimeField(default=timezone.now)
+    goals_and_progress = models.TextField(blank=True)
+    first_scores = models.JSONField(default=dict, blank=True)
+    last_scores = models.JSONField(default=dict, blank=True)
+    what_helps_on_return = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Ending of {self.episode}"
+
+
+# Practice and episode policy
+
+
+class AlliancePolicy(models.Model):
+    """A practice's thresholds for the rupture rules and the measure links.
+
+    A practice without a row uses the defaults below (`AlliancePolicy.for_practice`), which
+    are the values the rupture-detection design names.
+    """
+
+    practice = models.OneToOneField(
+        Practice, on_delete=models.CASCADE, related_name="alliance_policy"
+    )
+    low_alliance_below = models.PositiveSmallIntegerField(
+        default=36, help_text="Session feedback totals below this (of 40) raise a flag."
+    )
+    alliance_drop_points = models.PositiveSmallIntegerField(
+        default=5, help_text="A total this far below the client's own running mean is a drop."
+    )
+    strain_window_sessions = models.PositiveSmallIntegerField(
+        default=2, help_text="A miss within this many sessions after a strained score."
+    )
+    dropout_after_days = models.PositiveSmallIntegerField(
+        default=21, help_text="Days with nothing attended and nothing booked before dropout."
+    )
+    not_on_track_after_sessions = models.PositiveSmallIntegerField(
+        default=8, help_text="Attended sessions before 'not on track' is judged."
+    )
+    clinician_short_notice_hours = models.PositiveSmallIntegerField(
+        default=24, help_text="A clinician cancel with less notice than this is flagged."
+    )
+    outreach_spacing_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Days between two outreach attempts to the same client."
+    )
+    feedback_link_hours = models.PositiveSmallIntegerField(
+        default=72, help_text="How long a session-feedback link works after it is sent."
+    )
+    outcome_lead_hours = models.PositiveSmallIntegerField(
+        default=24, help_text="How long before a session the outcome-measure link goes out."
+    )
+
+    class Meta:
+        verbose_name_plural = "alliance policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(low_alliance_below__lte=40), name="policy_low_alliance_at_most_40"
+            ),
+            models.CheckConstraint(
+                condition=Q(alliance_drop_points__gte=1), name="policy_drop_at_least_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(strain_window_sessions__gte=1), name="policy_strain_window_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(dropout_after_days__gte=1), name="policy_dropout_days_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(not_on_track_after_sessions__gte=1),
+                name="policy_not_on_track_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(feedback_link_hours__gte=1), name="policy_feedback_link_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Alliance policy of {self.practice}"
+
+    @classmethod
+    def for_practice(cls, practice: Practice) -> AlliancePolicy:
+        """The practice's policy, or the defaults (unsaved) when it never changed them."""
+        policy = cls.objects.filter(practice=practice).first()
+        return policy or cls(practice=practice)
+
+
+class MeasurementPlan(models.Model):
+    """Per episode: which outcome measure the client gets, and how often.
+
+    An episode without a row gets the default: the PHQ-9 before every session, and session
+    feedback after every attended session.
+    """
+
+    episode = models.OneToOneField(
+        Episode, on_delete=models.CASCADE, related_name="measurement_plan"
+    )
+    outcome_instrument = models.ForeignKey(
+        Instrument,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Blank: no outcome measure is sent.",
+    )
+    outcome_every_n_sessions = models.PositiveSmallIntegerField(
+        default=1, help_text="1: before every session; 4: before the 1st, 5th, 9th…"
+    )
+    session_feedback = models.BooleanField(
+        default=True, help_text="Send the session-feedback link after each attended session."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome_every_n_sessions__gte=1), name="plan_every_n_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Measurement plan of {self.episode}"
+
+
+# Collecting responses
+
+
+class MeasureRequestQuerySet(models.QuerySet["MeasureRequest"]):
+    def awaiting_answer(self, now: datetime) -> MeasureRequestQuerySet:
+        """Sent, not answered, and still working: what a client can open in the portal."""
+        return self.filter(
+            state=MeasureRequest.State.SENT, response__isnull=True, expires_at__gt=now
+        )
+
+    def for_client(self, client: Client) -> MeasureRequestQuerySet:
+        return self.filter(client=client)
+
+
+class MeasureRequest(models.Model):
+    """A link to one questionnaire for one session, sent once, answered at most once.
+
+    Unique per (appointment, instrument), so however often the sweep runs a session gets
+    one feedback link and one outcome link. Sending follows the reminder pattern: the row
+    moves pending → sending by a conditional UPDATE before the message leaves.
+    """
+
+    class Purpose(models.TextChoices):
+        FEEDBACK = "feedback", "Session feedback after the session"
+        OUTCOME = "outcome", "Outcome measure before the session"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="measure_requests")
+    episode = models.ForeignKey(Episode, on_delete=models.PROTECT, related_name="measure_requests")
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.CASCADE, related_name="measure_requests"
+    )
+    channel = models.CharField(max_length=8, blank=True, help_text="email or sms; blank if none.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    detail = models.TextField(blank=True, help_text="The error, or why it was skipped.")
+    nonce = models.CharField(max_length=43, default=secrets.token_urlsafe, editable=False)
+    due_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MeasureRequestQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        response: Response
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["appointment", "instrument"], name="measure_request_once_per_session"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "due_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} for appointment {self.appointment_id}"

@@ -6,8 +6,8 @@ a rule adds no queries) and ignores anything after ``now``. Each finding names t
 that triggered it (``trigger_key``), so the sweep raises one flag per rule per event however
 often it runs, and carries the evidence the rule saw for a supervisor to judge.
 
-The thresholds below are the defaults from the rupture-detection issue. They are module
-constants for now; they become practice policy when the practice settings page grows them.
+The thresholds are the practice's `AlliancePolicy` (36 of 40, 5 points, 21 days, 8
+sessions… by default), passed in as ``policy``; without one a rule uses the defaults.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from alliance.models import Instrument, Response, RuptureFlag
+from alliance.models import AlliancePolicy, Instrument, Response, RuptureFlag
 from practice.models import Episode
 from scheduling.models import OPEN_STATUSES, Appointment, Status
 
@@ -28,14 +28,8 @@ Rule = RuptureFlag.Rule
 
 # The session-feedback instrument the alliance rules read, and its alert threshold.
 FEEDBACK_CODE = "session-feedback"
-LOW_ALLIANCE_BELOW = 36  # of 40
-ALLIANCE_DROP_POINTS = 5  # below the client's running mean of their previous sessions
-STRAIN_WINDOW_SESSIONS = 2  # a miss within this many sessions after a strained score
-DROPOUT_AFTER = timedelta(days=21)
-NOT_ON_TRACK_AFTER_SESSIONS = 8
 # Totals at or above these are in the clinical range (the published cut-offs).
 CLINICAL_CUTOFF = {"phq-9": 10, "gad-7": 10}
-CLINICIAN_SHORT_NOTICE = timedelta(hours=24)
 
 # Sessions that fell due: the client attended, did not come, or cancelled too late.
 DUE_STATUSES = (Status.ATTENDED, Status.NO_SHOW, Status.LATE_CANCELLED)
@@ -60,6 +54,11 @@ def _finding(rule: str, trigger_key: str, summary: str, **evidence: Any) -> Find
         severity=RuptureFlag.SEVERITY[rule],
         evidence={"summary": summary, **evidence},
     )
+
+
+def _p(policy: AlliancePolicy | None) -> AlliancePolicy:
+    """The practice's policy, or the defaults (an unsaved policy, no query)."""
+    return policy if policy is not None else AlliancePolicy()
 
 
 def _number(value: Decimal) -> int | float:
@@ -113,15 +112,15 @@ def _session(appointment: Appointment) -> dict[str, Any]:
     }
 
 
-def _strain(feedback: Sequence[Response]) -> list[tuple[Response, str]]:
+def _strain(feedback: Sequence[Response], p: AlliancePolicy) -> list[tuple[Response, str]]:
     """Feedback that was low, or dropped against the running mean, with the reason."""
     strained: list[tuple[Response, str]] = []
     for index, response in enumerate(feedback):
-        if response.total < LOW_ALLIANCE_BELOW:
+        if response.total < p.low_alliance_below:
             strained.append((response, "low"))
             continue
         previous = [r.total for r in feedback[:index]]
-        if previous and sum(previous) / len(previous) - response.total >= ALLIANCE_DROP_POINTS:
+        if previous and sum(previous) / len(previous) - response.total >= p.alliance_drop_points:
             strained.append((response, "drop"))
     return strained
 
@@ -129,22 +128,27 @@ def _strain(feedback: Sequence[Response]) -> list[tuple[Response, str]]:
 # The rules
 
 
-def rule_low_alliance(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_low_alliance(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """A session-feedback total below the alert threshold (36 of 40)."""
     return [
         _finding(
             Rule.LOW_ALLIANCE,
             f"response:{response.pk}",
-            f"Session feedback {response.total}/40 is below the threshold of {LOW_ALLIANCE_BELOW}.",
-            threshold=LOW_ALLIANCE_BELOW,
+            f"Session feedback {response.total}/40 is below the threshold of "
+            f"{_p(policy).low_alliance_below}.",
+            threshold=_p(policy).low_alliance_below,
             **_score(response),
         )
         for response in _feedback(episode, now)
-        if response.total < LOW_ALLIANCE_BELOW
+        if response.total < _p(policy).low_alliance_below
     ]
 
 
-def rule_alliance_drop(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_alliance_drop(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """A total at least 5 points below the mean of the client's previous feedback totals.
 
     A client who always scores 30 is not dropping at 30: the client's own mean is the
@@ -156,7 +160,7 @@ def rule_alliance_drop(episode: Episode, *, now: datetime) -> list[Finding]:
         previous = feedback[:index]
         mean = sum(r.total for r in previous) / len(previous)
         drop = mean - response.total
-        if drop >= ALLIANCE_DROP_POINTS:
+        if drop >= _p(policy).alliance_drop_points:
             findings.append(
                 _finding(
                     Rule.ALLIANCE_DROP,
@@ -165,7 +169,7 @@ def rule_alliance_drop(episode: Episode, *, now: datetime) -> list[Finding]:
                     f"client's mean of {mean:.1f} over {len(previous)} earlier sessions.",
                     running_mean=round(mean, 2),
                     drop=round(drop, 2),
-                    drop_threshold=ALLIANCE_DROP_POINTS,
+                    drop_threshold=_p(policy).alliance_drop_points,
                     previous=[
                         {
                             "response_id": r.pk,
@@ -180,7 +184,9 @@ def rule_alliance_drop(episode: Episode, *, now: datetime) -> list[Finding]:
     return findings
 
 
-def rule_felt_off(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_felt_off(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """The client answered yes to "did anything today feel off?".
 
     The evidence says whether the client wrote something, not what: the words stay in the
@@ -199,7 +205,9 @@ def rule_felt_off(episode: Episode, *, now: datetime) -> list[Finding]:
     ]
 
 
-def rule_safety(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_safety(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """Any response with a safety item answered at or above its threshold."""
     findings = []
     for response in _responses(episode, now):
@@ -229,7 +237,9 @@ def rule_safety(episode: Episode, *, now: datetime) -> list[Finding]:
     return findings
 
 
-def rule_two_missed(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_two_missed(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """Two sessions in a row that fell due and were missed (no-show or late cancel).
 
     One flag per run of misses, raised by its second miss: a third miss in the same run
@@ -253,12 +263,16 @@ def rule_two_missed(episode: Episode, *, now: datetime) -> list[Finding]:
     return findings
 
 
-def rule_missed_after_strain(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_missed_after_strain(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """A no-show or late cancel within the 2 sessions after a low or dropping score."""
     due = _due_sessions(episode, now)
     findings: dict[int, Finding] = {}
-    for response, reason in _strain(_feedback(episode, now)):
-        window = [a for a in due if a.starts_at > response.completed_at][:STRAIN_WINDOW_SESSIONS]
+    for response, reason in _strain(_feedback(episode, now), _p(policy)):
+        window = [a for a in due if a.starts_at > response.completed_at][
+            : _p(policy).strain_window_sessions
+        ]
         for missed in window:
             # One flag per missed session, citing the most recent strain before it.
             if missed.status in MISSED_STATUSES:
@@ -274,7 +288,9 @@ def rule_missed_after_strain(episode: Episode, *, now: datetime) -> list[Finding
     return list(findings.values())
 
 
-def rule_dropout(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_dropout(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """An open episode with no future session and nothing attended for 21 days.
 
     Keyed on the date of the last contact, so a client who comes back and then drops out
@@ -297,7 +313,7 @@ def rule_dropout(episode: Episode, *, now: datetime) -> list[Finding]:
             last_contact, datetime.min.time(), tzinfo=episode.client.practice.tz
         )
     days = (now - since).days
-    if now - since < DROPOUT_AFTER:
+    if now - since < timedelta(days=_p(policy).dropout_after_days):
         return []
     return [
         _finding(
@@ -307,13 +323,15 @@ def rule_dropout(episode: Episode, *, now: datetime) -> list[Finding]:
             last_attended=_session(last) if last else None,
             opened_on=episode.opened_on.isoformat(),
             days_without_session=days,
-            threshold_days=DROPOUT_AFTER.days,
+            threshold_days=_p(policy).dropout_after_days,
             checked_at=now.isoformat(),
         )
     ]
 
 
-def rule_reliable_deterioration(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_reliable_deterioration(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """An outcome total up from the episode's baseline by the instrument's reliable change.
 
     Raised by the first response that crosses the line; later scores that stay there are
@@ -346,7 +364,9 @@ def rule_reliable_deterioration(episode: Episode, *, now: datetime) -> list[Find
     return findings
 
 
-def rule_not_on_track(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_not_on_track(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """After 8 attended sessions, no reliable improvement and still in the clinical range.
 
     Keyed on the latest score, which is what the rule judges.
@@ -354,7 +374,7 @@ def rule_not_on_track(episode: Episode, *, now: datetime) -> list[Finding]:
     attended = [
         a for a in _appointments(episode) if a.starts_at <= now and a.status == Status.ATTENDED
     ]
-    if len(attended) < NOT_ON_TRACK_AFTER_SESSIONS:
+    if len(attended) < _p(policy).not_on_track_after_sessions:
         return []
     findings = []
     for code, responses in _outcomes_by_code(episode, now).items():
@@ -382,7 +402,9 @@ def rule_not_on_track(episode: Episode, *, now: datetime) -> list[Finding]:
     return findings
 
 
-def rule_clinician_caused(episode: Episode, *, now: datetime) -> list[Finding]:
+def rule_clinician_caused(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """A session the clinician cancelled less than 24 hours before it, or after its start.
 
     A clinician who did not show is recorded as a clinician cancel after the start time.
@@ -393,7 +415,7 @@ def rule_clinician_caused(episode: Episode, *, now: datetime) -> list[Finding]:
             continue
         cancelled_at = appointment.status_changed_at
         notice = appointment.starts_at - cancelled_at
-        if cancelled_at > now or notice >= CLINICIAN_SHORT_NOTICE:
+        if cancelled_at > now or notice >= timedelta(hours=_p(policy).clinician_short_notice_hours):
             continue
         hours = round(notice.total_seconds() / 3600, 1)
         summary = (
@@ -408,7 +430,7 @@ def rule_clinician_caused(episode: Episode, *, now: datetime) -> list[Finding]:
                 summary,
                 cancelled_at=cancelled_at.isoformat(),
                 notice_hours=hours,
-                threshold_hours=CLINICIAN_SHORT_NOTICE.total_seconds() / 3600,
+                threshold_hours=_p(policy).clinician_short_notice_hours,
                 **_session(appointment),
             )
         )
@@ -429,6 +451,8 @@ RULES: tuple[RuleFunction, ...] = (
 )
 
 
-def findings_for(episode: Episode, *, now: datetime) -> list[Finding]:
+def findings_for(
+    episode: Episode, *, now: datetime, policy: AlliancePolicy | None = None
+) -> list[Finding]:
     """Every rule's findings for one episode, whose history must be prefetched."""
-    return [finding for rule in RULES for finding in rule(episode, now=now)]
+    return [finding for rule in RULES for finding in rule(episode, now=now, policy=policy)]

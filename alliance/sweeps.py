@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch, Q, prefetch_related_objects
+from django.db.models import Q
 
-from alliance.models import Response, RuptureFlag
-from alliance.rules import findings_for
+from alliance.flags import findings_for_episodes, flags_raise, prefetch_history
 from practice.models import Episode
-from scheduling.models import Appointment
 
 BATCH_SIZE = 200
 # A closed episode can still receive late data (a feedback form answered after the
@@ -32,55 +30,18 @@ def _episode_batches(now: datetime) -> Iterator[list[Episode]]:
             .order_by("pk")
         )
         # A fixed number of queries per batch, whatever the rules read.
-        prefetch_related_objects(
-            batch,
-            Prefetch(
-                "responses",
-                queryset=Response.objects.select_related("instrument").prefetch_related(
-                    "instrument__safety_rules__item"
-                ),
-            ),
-            Prefetch("appointments", queryset=Appointment.objects.all()),
-        )
+        prefetch_history(batch)
         yield batch
 
 
 def rupture_sweep(*, now: datetime) -> list[int]:
     """Raise a flag for every new finding; return the ids of the flags raised by this run.
 
-    Idempotent: flags are unique per (rule, trigger_key), existing ones are skipped, and a
-    concurrent sweep's insert is ignored by the database instead of failing.
+    Idempotent: flags are unique per (rule, trigger_key); a finding raised before, by an
+    earlier sweep, a concurrent one, or a response submitted a moment ago, is skipped by the
+    database and not reported again.
     """
     new_ids: list[int] = []
     for batch in _episode_batches(now):
-        candidates: list[RuptureFlag] = []
-        for episode in batch:
-            for finding in findings_for(episode, now=now):
-                candidates.append(
-                    RuptureFlag(
-                        practice=episode.client.practice,
-                        episode=episode,
-                        client=episode.client,
-                        clinician_id=episode.clinician_id,
-                        rule=finding.rule,
-                        severity=finding.severity,
-                        trigger_key=finding.trigger_key,
-                        evidence=finding.evidence,
-                        raised_at=now,
-                    )
-                )
-        if not candidates:
-            continue
-        existing = set(
-            RuptureFlag.objects.filter(episode__in=batch).values_list("rule", "trigger_key")
-        )
-        fresh = [flag for flag in candidates if (flag.rule, flag.trigger_key) not in existing]
-        if not fresh:
-            continue
-        # ignore_conflicts leaves pk unset on PostgreSQL: read the new ids back by key.
-        RuptureFlag.objects.bulk_create(fresh, ignore_conflicts=True)
-        keys = Q()
-        for flag in fresh:
-            keys |= Q(rule=flag.rule, trigger_key=flag.trigger_key)
-        new_ids.extend(RuptureFlag.objects.filter(keys, raised_at=now).values_list("pk", flat=True))
+        new_ids.extend(flags_raise(findings_for_episodes(batch, now=now), now=now))
     return new_ids

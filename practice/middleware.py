@@ -16,6 +16,7 @@ EXEMPT_PREFIXES = (
     "/static/",
     "/invite/",
     "/c/",
+    "/m/",
     "/s/",
     "/mfa-required/",
     "/healthz",

@@ -212,6 +212,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "agendas": {"task": "scheduling.tasks.sweep_agendas", "schedule": 300.0},
     "workload": {"task": "scheduling.tasks.sweep_workload", "schedule": 300.0},
     "ruptures": {"task": "alliance.tasks.sweep_ruptures", "schedule": 300.0},
+    # Measure links and any safety alert the broker missed: every minute, like reminders.
+    "measures": {"task": "alliance.tasks.sweep_measures", "schedule": 60.0},
 }
 
 # Security. Production defaults are the safe ones; DEBUG relaxes only what breaks plain http.

@@ -29,6 +29,7 @@ urlpatterns = [
     path("supervision/pairings/<int:pk>/end/", views.pairing_end, name="pairing_end"),
     path("audit/", views.audit_log, name="audit_log"),
     path("", include("scheduling.urls")),
+    path("", include("alliance.urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from email.message import Message
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -332,3 +332,11 @@ def get_sms_backend(backend: str | None = None, **kwargs: Any) -> BaseSmsBackend
 def send_sms(to: str, body: str) -> str:
     """Send one text through the configured backend and return the provider's id."""
     return get_sms_backend().send(SmsMessage(to=to, body=body))
+
+
+def is_quiet_time(*, local: time, starts: time, ends: time) -> bool:
+    """Whether `local` falls in the quiet hours from `starts` to `ends` (which may wrap
+    midnight, e.g. 21:00 to 08:00). The reminder SQL applies the same rule."""
+    if starts > ends:
+        return local >= starts or local < ends
+    return starts <= local < ends

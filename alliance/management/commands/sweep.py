@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from alliance import measures, safety
 from alliance.sweeps import rupture_sweep
 from scheduling.sweeps import run_all, send_now
 
@@ -31,4 +32,12 @@ class Command(BaseCommand):
         # Scheduling's sweeps first: the rupture rules read the no-shows they record.
         report = run_all(now=now, send=send_now)
         report["rupture_flags"] = len(rupture_sweep(now=now))
+        links = measures.measure_requests_sweep(now=now)
+        for request_id in links:
+            measures.measure_request_send(request_id=request_id, now=now)
+        report["measure_links"] = len(links)
+        alerts = safety.safety_alerts_due(now=now)
+        for alert_id in alerts:
+            safety.safety_alert_send(alert_id=alert_id, now=now)
+        report["safety_alerts"] = len(alerts)
         self.stdout.write(json.dumps({"at": now.isoformat(), **report}))

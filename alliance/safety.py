@@ -1,0 +1,117 @@
+"""Safety alerts: when a safety item is answered, the clinician and their supervisor hear at
+once by email, and the flag tops every queue.
+
+One SafetyAlert row per (flag, recipient), inserted in the same transaction as the flag.
+The task is enqueued after commit; the sweep sends anything still pending (Redis was down,
+a worker died), so an alert is never lost to a broker outage. A worker claims the row by a
+conditional UPDATE before sending, so a duplicated task does not send twice.
+
+The email says only that a safety flag needs review and links to it: no client name, no
+answer, nothing clinical. The details are behind sign-in and MFA.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from alliance.models import RuptureFlag, SafetyAlert
+from practice.models import SupervisionPairing
+from practice.queueing import enqueue_on_commit
+
+State = SafetyAlert.State
+CLAIM_TIMEOUT = timedelta(minutes=5)
+MAX_ATTEMPTS = 8
+
+
+def safety_alerts_plan(*, flag_ids: list[int], now: datetime) -> list[int]:
+    """Create the alert rows for the safety flags among `flag_ids`; enqueue them on commit."""
+    flags = list(
+        RuptureFlag.objects.filter(pk__in=flag_ids, rule=RuptureFlag.Rule.SAFETY).select_related(
+            "clinician"
+        )
+    )
+    if not flags:
+        return []
+    supervisors = {
+        pairing.supervisee_id: pairing.supervisor_id
+        for pairing in SupervisionPairing.objects.current(on=now.date()).filter(
+            supervisee_id__in={f.clinician_id for f in flags}
+        )
+    }
+    rows = []
+    for flag in flags:
+        rows.append(SafetyAlert(flag=flag, recipient_id=flag.clinician_id, role="clinician"))
+        supervisor = supervisors.get(flag.clinician_id)
+        if supervisor is not None:
+            rows.append(SafetyAlert(flag=flag, recipient_id=supervisor, role="supervisor"))
+    SafetyAlert.objects.bulk_create(rows, ignore_conflicts=True)
+    ids = list(
+        SafetyAlert.objects.filter(flag__in=flags, state=State.PENDING).values_list("pk", flat=True)
+    )
+    from alliance.tasks import send_safety_alert
+
+    for pk in ids:
+        enqueue_on_commit(send_safety_alert, pk)
+    return ids
+
+
+def safety_alerts_due(*, now: datetime) -> list[int]:
+    """Pending alerts, after putting back the ones whose worker died mid-send."""
+    SafetyAlert.objects.filter(state=State.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT).update(
+        state=State.PENDING, claimed_at=None
+    )
+    return list(
+        SafetyAlert.objects.filter(state=State.PENDING)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def safety_alert_message_id(alert: SafetyAlert) -> str:
+    host = urlsplit(settings.SITE_URL).hostname or "localhost"
+    return f"<safety-{alert.pk}@{host}>"
+
+
+def safety_alert_send(*, alert_id: int, now: datetime | None = None) -> str:
+    """Send one alert at most once. Returns the row's final state."""
+    now = now or timezone.now()
+    claimed = SafetyAlert.objects.filter(pk=alert_id, state=State.PENDING).update(
+        state=State.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return "not-claimed"
+    alert = SafetyAlert.objects.select_related("recipient", "flag").get(pk=alert_id)
+    context: dict[str, Any] = {
+        "recipient": alert.recipient,
+        "role": alert.role,
+        "url": f"{settings.SITE_URL}{reverse('flag_detail', args=[alert.flag_id])}",
+        "raised_at": alert.flag.raised_at,
+    }
+    message = EmailMultiAlternatives(
+        subject="Safety flag: please review today",
+        body=render_to_string("emails/safety_alert.txt", context),
+        to=[alert.recipient.email],
+        headers={"Message-ID": safety_alert_message_id(alert)},
+    )
+    message.attach_alternative(render_to_string("emails/safety_alert.html", context), "text/html")
+    try:
+        message.send()
+    except Exception as exc:
+        state = State.FAILED if alert.attempts >= MAX_ATTEMPTS else State.PENDING
+        SafetyAlert.objects.filter(pk=alert.pk, state=State.SENDING).update(
+            state=state, claimed_at=None, detail=f"{type(exc).__name__}: {exc}"[:500]
+        )
+        raise
+    SafetyAlert.objects.filter(pk=alert.pk, state=State.SENDING).update(
+        state=State.SENT, sent_at=timezone.now(), detail=""
+    )
+    return State.SENT
