@@ -134,3 +134,17 @@ def as_client(client_user: User) -> HttpClient:
 @pytest.fixture
 def as_outsider(outsider: User) -> HttpClient:
     return login(outsider)
+
+
+@pytest.fixture
+def shipped_instruments(transactional_db: None) -> None:
+    """Transactional tests flush every table after they run, the rows the data migration
+    shipped (PHQ-9, GAD-7, session feedback) included. Put them back when missing."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from alliance.models import Instrument
+
+    if not Instrument.objects.shipped().exists():
+        import_module("alliance.migrations.0002_shipped_instruments").ship(apps, None)

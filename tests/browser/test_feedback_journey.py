@@ -32,7 +32,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_low_feedback_becomes_a_flag_the_clinician_repairs(
-    live_server: object, new_page: Callable[[], Page], transactional_db: None
+    live_server: object, new_page: Callable[[], Page], shipped_instruments: None
 ) -> None:
     base = live_server.url  # type: ignore[attr-defined]
     practice = PracticeFactory.create(name="Lindenhof Group Practice", timezone="Europe/Berlin")
