@@ -26,6 +26,7 @@ from alliance.access import (
     get_flag_for_clinician,
     get_response_for_care_team,
 )
+from alliance.charts import timeline_data, timeline_svg
 from alliance.forms import (
     AlliancePolicyForm,
     ClosingReviewForm,
@@ -68,8 +69,6 @@ def _user(request: HttpRequest) -> User:
 @never_cache
 @login_required
 def client_timeline(request: HttpRequest, pk: int) -> HttpResponse:
-    from alliance.charts import timeline_data, timeline_svg  # noqa: PLC0415 - TEMP until charts lands
-
     user = _user(request)
     client = get_client_for_care_team(user, pk)
     audit_record(actor=user, action="timeline.view", obj=client, request=request)
