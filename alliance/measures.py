@@ -26,14 +26,16 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from alliance.models import AlliancePolicy, Instrument, MeasureRequest
+from scheduling.models import Status as AppointmentStatus
 from scheduling.reminders import short_link
 from scheduling.sms import SmsError, SmsMessage, get_sms_backend, is_quiet_time
 
@@ -128,6 +130,35 @@ WHERE a.id = m.appointment_id AND m.state = 'pending' AND m.purpose = 'outcome'
        OR a.starts_at <= %(now)s)
 """
 
+# A session moved while still ahead: an unsent outcome link is dropped, so the plan below
+# makes a new one for the new time; a sent, unanswered one keeps working until the new start.
+MOVED_DROP_SQL = """
+DELETE FROM alliance_measurerequest m
+USING scheduling_appointment a
+WHERE a.id = m.appointment_id AND m.purpose = 'outcome' AND m.state = 'pending'
+  AND a.status IN ('scheduled', 'confirmed') AND a.starts_at > %(now)s
+  AND a.starts_at <> m.expires_at
+"""
+MOVED_EXTEND_SQL = """
+UPDATE alliance_measurerequest m
+SET expires_at = a.starts_at
+FROM scheduling_appointment a
+WHERE a.id = m.appointment_id AND m.purpose = 'outcome' AND m.state = 'sent'
+  AND a.status IN ('scheduled', 'confirmed') AND a.starts_at > %(now)s
+  AND a.starts_at <> m.expires_at
+  AND NOT EXISTS (SELECT 1 FROM alliance_response r WHERE r.request_id = m.id)
+"""
+
+# Feedback links whose session was corrected from attended (to a no-show, say) before the
+# link went out: "how was your session?" must not reach a client who did not come.
+SKIP_FEEDBACK_SQL = """
+UPDATE alliance_measurerequest m
+SET state = 'skipped', detail = 'the session is no longer marked attended'
+FROM scheduling_appointment a
+WHERE a.id = m.appointment_id AND m.state = 'pending' AND m.purpose = 'feedback'
+  AND a.status <> 'attended'
+"""
+
 
 def _instrument_id(code: str) -> int | None:
     instrument = (
@@ -138,7 +169,9 @@ def _instrument_id(code: str) -> int | None:
 
 def measure_requests_plan(*, now: datetime) -> int:
     planned = 0
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(MOVED_DROP_SQL, {"now": now})
+        cursor.execute(MOVED_EXTEND_SQL, {"now": now})
         feedback = _instrument_id(FEEDBACK_CODE)
         if feedback is not None:
             cursor.execute(FEEDBACK_PLAN_SQL, {"instrument": feedback, "now": now})
@@ -149,6 +182,7 @@ def measure_requests_plan(*, now: datetime) -> int:
         )
         planned += int(cursor.rowcount)
         cursor.execute(SKIP_SQL, {"now": now})
+        cursor.execute(SKIP_FEEDBACK_SQL)
     return planned
 
 
@@ -193,11 +227,15 @@ def measure_link_url(request: MeasureRequest) -> str:
     return f"{settings.SITE_URL}{reverse('measure_link', args=[measure_link_token(request)])}"
 
 
-class MeasureLinkRefused(Exception):
-    """A link that must not be answered; carries a reason a client can read."""
+class MeasureLinkRefused(ValidationError):
+    """A link that must not be answered; carries a reason a client can read.
+
+    A ValidationError, so that a caller refusing bad input in general (a second answer to
+    the same link, an expired one) refuses this too and shows the reason.
+    """
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, code="link_refused")
         self.reason = reason
 
 
@@ -284,6 +322,8 @@ def measure_request_send(*, request_id: int, now: datetime | None = None) -> str
     ).get(pk=request_id)
     policy = AlliancePolicy.for_practice(request.client.practice)
     if request.purpose == Purpose.FEEDBACK:
+        if request.appointment.status != AppointmentStatus.ATTENDED:
+            return _finish(request, State.SKIPPED, "the session is no longer marked attended")
         # The 72 hours run from when the client can first see the link.
         expires_at = now + timedelta(hours=policy.feedback_link_hours)
     else:

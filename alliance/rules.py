@@ -369,7 +369,9 @@ def rule_not_on_track(
 ) -> list[Finding]:
     """After 8 attended sessions, no reliable improvement and still in the clinical range.
 
-    Keyed on the latest score, which is what the rule judges.
+    One flag per episode and baseline: a client who stays stuck is one concern for the
+    supervisor, not a new flag with every score. The evidence is the score that first
+    showed it.
     """
     attended = [
         a for a in _appointments(episode) if a.starts_at <= now and a.status == Status.ATTENDED
@@ -388,7 +390,7 @@ def rule_not_on_track(
             findings.append(
                 _finding(
                     Rule.NOT_ON_TRACK,
-                    f"response:{latest.pk}",
+                    f"episode:{episode.pk}:{code}:baseline:{baseline.pk}",
                     f"After {len(attended)} sessions the {latest.instrument.name} is "
                     f"{latest.total} (baseline {baseline.total}), still at or above {cutoff}.",
                     baseline=_score(baseline),

@@ -36,17 +36,21 @@ def safety_alerts_plan(*, flag_ids: list[int], now: datetime) -> list[int]:
     """Create the alert rows for the safety flags among `flag_ids`; enqueue them on commit."""
     flags = list(
         RuptureFlag.objects.filter(pk__in=flag_ids, rule=RuptureFlag.Rule.SAFETY).select_related(
-            "clinician"
+            "clinician", "practice"
         )
     )
     if not flags:
         return []
-    supervisors = {
-        pairing.supervisee_id: pairing.supervisor_id
-        for pairing in SupervisionPairing.objects.current(on=now.date()).filter(
-            supervisee_id__in={f.clinician_id for f in flags}
+    # "Current" on each practice's calendar day: a pairing that starts or ends today must
+    # not miss the alert because UTC is already tomorrow.
+    supervisors: dict[int, int] = {}
+    for practice in {flag.practice for flag in flags}:
+        today = timezone.localdate(now, practice.tz)
+        supervisors.update(
+            SupervisionPairing.objects.current(on=today)
+            .filter(supervisee_id__in={f.clinician_id for f in flags if f.practice == practice})
+            .values_list("supervisee_id", "supervisor_id")
         )
-    }
     rows = []
     for flag in flags:
         rows.append(SafetyAlert(flag=flag, recipient_id=flag.clinician_id, role="clinician"))

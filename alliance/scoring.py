@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -30,7 +31,7 @@ class Score:
         return bool(self.safety_items)
 
 
-def score(instrument: Instrument, answers: dict[str, object]) -> Score:
+def score(instrument: Instrument, answers: Mapping[str, object]) -> Score:
     """Validate `answers` ({item key: value}) against `instrument` and score them.
 
     Every scored item must be answered: an incomplete form is refused, never partly scored,

@@ -6,11 +6,14 @@ nothing, and writes the audit log.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from alliance.flags import flags_raise_for_episode
@@ -43,7 +46,7 @@ Status = RuptureFlag.Status
 def response_record(
     *,
     instrument: Instrument,
-    answers: dict[str, object],
+    answers: Mapping[str, object],
     episode: Episode,
     appointment: Appointment | None,
     via: str,
@@ -95,7 +98,7 @@ def response_record(
 
 @transaction.atomic
 def measure_link_answer(
-    *, token: str, answers: dict[str, object], now: datetime, via: str = Response.Via.LINK
+    *, token: str, answers: Mapping[str, object], now: datetime, via: str = Response.Via.LINK
 ) -> Response:
     """Answer a measure link. The request row is locked, so two tabs submitting the same
     link at once give one response and one "already answered"."""
@@ -116,7 +119,7 @@ def measure_link_answer(
 def response_record_in_session(
     *,
     instrument: Instrument,
-    answers: dict[str, object],
+    answers: Mapping[str, object],
     appointment: Appointment,
     clinician: User,
     now: datetime,
@@ -223,7 +226,8 @@ def rupture_log(
         clinician=episode.clinician,
         rule=RuptureFlag.Rule.LOGGED,
         severity=RuptureFlag.SEVERITY[RuptureFlag.Rule.LOGGED],
-        trigger_key=f"logged:{episode.pk}:{now.timestamp():.6f}",
+        # Each logged rupture is its own event: two logged in one moment are two flags.
+        trigger_key=f"logged:{episode.pk}:{uuid.uuid4().hex}",
         evidence={
             "summary": f"{RuptureFlag.Kind(kind).label} rupture logged by the clinician.",
             "appointment_id": appointment.pk if appointment else None,
@@ -394,14 +398,17 @@ def outreach_log(
         errors["attempted_at"] = "An attempt cannot be logged for a time still ahead."
     if allowance["exhausted"]:
         errors["__all__"] = (
-            f"The practice allows {allowance['limit']} outreach attempts per episode, and "
-            f"{allowance['made']} have been made. Offer a termination session or close the "
-            "episode as dropped out."
+            f"The practice allows {allowance['limit']} outreach "
+            f"attempt{pluralize(allowance['limit'])} per episode, and "
+            f"{allowance['made']} {'has' if allowance['made'] == 1 else 'have'} been made. "
+            "Offer a termination session or close the episode as dropped out."
         )
     elif allowance["next_at"] is not None and attempted_at < allowance["next_at"]:
+        # In the practice's time, which is the clinician's, not the server's UTC.
+        next_at = timezone.localtime(allowance["next_at"], episode.client.practice.tz)
         errors["attempted_at"] = (
             f"Attempts are spaced at least {allowance['spacing_days']} days apart; the next "
-            f"may be made from {timezone.localtime(allowance['next_at']):%d %b %Y %H:%M}."
+            f"may be made from {next_at:%d %b %Y %H:%M}."
         )
     if errors:
         raise ValidationError(errors)
@@ -462,7 +469,11 @@ def episode_ending_plan(
     episode = Episode.objects.select_for_update().get(pk=episode.pk)
     if not episode.is_open:
         raise ValidationError("This episode is already closed.")
-    if last_session.episode_id != episode.pk or not last_session.is_open:
+    if (
+        last_session.episode_id != episode.pk
+        or not last_session.is_open
+        or last_session.starts_at <= timezone.now()
+    ):
         raise ValidationError({"last_session": "Choose an upcoming session of this episode."})
     ending, _ = EpisodeEnding.objects.update_or_create(
         episode=episode,
@@ -592,6 +603,8 @@ def episode_close_with_review(
             "closed_at": now,
         },
     )
+    # The episode's close reason stays coarse (dropped out after outreach, or completed);
+    # the ending's kind keeps how it really ended, e.g. by voicemail only.
     reason = (
         Episode.CloseReason.DROPPED_OUT
         if kind == EpisodeEnding.Kind.DROPPED_OUT

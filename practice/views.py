@@ -326,9 +326,16 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # Clinical pages (the timeline) are for the care team only, never admin-only.
             "on_care_team": membership is not None
             and (
-                membership.is_clinician and any(e.clinician_id == request.user.pk for e in episodes)
-                or membership.is_supervisor
-                and Client.objects.supervised_by(request.user).filter(pk=client.pk).exists()  # type: ignore[arg-type]
+                (
+                    membership.is_clinician
+                    and any(e.clinician_id == request.user.pk for e in episodes)
+                )
+                or (
+                    membership.is_supervisor
+                    and Client.objects.supervised_by(request.user)  # type: ignore[arg-type]
+                    .filter(pk=client.pk)
+                    .exists()
+                )
             ),
             "can_invite": membership is not None
             and client.user_id is None

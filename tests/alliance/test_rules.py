@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alliance import rules
-from alliance.models import Instrument, Response, RuptureFlag
+from alliance.models import AlliancePolicy, Instrument, Response, RuptureFlag
 from alliance.scoring import score
 from practice.models import Client, Episode, User
 from scheduling.models import Appointment, Status
@@ -311,11 +311,25 @@ def test_not_on_track_fires_after_8_sessions_still_in_the_clinical_range(
     baseline = phq9(episode, 15, days_ago(61))
     latest = phq9(episode, 10, days_ago(1))
     [finding] = run(rules.rule_not_on_track, episode)
-    assert finding.trigger_key == f"response:{latest.pk}"
+    assert finding.trigger_key == f"episode:{episode.pk}:phq-9:baseline:{baseline.pk}"
+    assert finding.evidence["response_id"] == latest.pk
     assert finding.evidence["baseline"]["response_id"] == baseline.pk
     assert finding.evidence["improvement"] == 5
     assert finding.evidence["sessions_attended"] == 8
     assert finding.evidence["clinical_cutoff"] == 10
+
+
+def test_not_on_track_raises_one_flag_however_many_stuck_scores_follow(
+    clinician: User, episode: Episode
+) -> None:
+    for week in range(10):
+        session(clinician, episode, days_ago(70 - 7 * week))
+    phq9(episode, 15, days_ago(71))
+    phq9(episode, 14, days_ago(3))
+    [first] = run(rules.rule_not_on_track, episode)
+    phq9(episode, 14, days_ago(2))
+    phq9(episode, 15, days_ago(1))
+    assert [f.trigger_key for f in run(rules.rule_not_on_track, episode)] == [first.trigger_key]
 
 
 def test_not_on_track_is_quiet_after_7_sessions(clinician: User, episode: Episode) -> None:
@@ -392,3 +406,94 @@ def test_clinician_caused_is_quiet_with_24_hours_notice(clinician: User, episode
     # A late cancel by the client is the client's, not the clinician's.
     session(clinician, episode, days_ago(10), Status.LATE_CANCELLED, status_changed_at=days_ago(10))
     assert run(rules.rule_clinician_caused, episode) == []
+
+
+# The practice's policy sets the thresholds
+
+
+def run_with(rule: rules.RuleFunction, episode: Episode, **thresholds: int) -> list[rules.Finding]:
+    policy = AlliancePolicy(practice=episode.client.practice, **thresholds)
+    return rule(Episode.objects.get(pk=episode.pk), now=NOW, policy=policy)
+
+
+def test_the_low_alliance_threshold_is_the_practices(episode: Episode) -> None:
+    feedback(episode, 33, days_ago(2))
+    assert len(run(rules.rule_low_alliance, episode)) == 1
+    assert run_with(rules.rule_low_alliance, episode, low_alliance_below=30) == []
+    low = feedback(episode, 29, days_ago(1))
+    [finding] = run_with(rules.rule_low_alliance, episode, low_alliance_below=30)
+    assert finding.trigger_key == f"response:{low.pk}"
+    assert finding.evidence["threshold"] == 30
+    assert "threshold of 30" in finding.evidence["summary"]
+
+
+def test_the_alliance_drop_is_the_practices(episode: Episode) -> None:
+    feedback(episode, 40, days_ago(14))
+    feedback(episode, 38, days_ago(7))
+    feedback(episode, 35, days_ago(1))  # 4 below the mean of 39
+    assert run(rules.rule_alliance_drop, episode) == []
+    [finding] = run_with(rules.rule_alliance_drop, episode, alliance_drop_points=4)
+    assert finding.evidence["drop_threshold"] == 4
+    assert run_with(rules.rule_alliance_drop, episode, alliance_drop_points=6) == []
+
+
+def test_the_strain_window_is_the_practices(clinician: User, episode: Episode) -> None:
+    feedback(episode, 30, days_ago(28))
+    session(clinician, episode, days_ago(21))
+    session(clinician, episode, days_ago(14))
+    missed = session(clinician, episode, days_ago(7), Status.NO_SHOW)
+    assert run(rules.rule_missed_after_strain, episode) == []
+    [finding] = run_with(rules.rule_missed_after_strain, episode, strain_window_sessions=3)
+    assert finding.trigger_key == f"appointment:{missed.pk}"
+    # A practice that sets a stricter low-alliance line sees no strain at 30.
+    assert (
+        run_with(
+            rules.rule_missed_after_strain,
+            episode,
+            strain_window_sessions=3,
+            low_alliance_below=30,
+        )
+        == []
+    )
+
+
+def test_the_dropout_wait_is_the_practices(clinician: User, episode: Episode) -> None:
+    session(clinician, episode, days_ago(25))
+    assert len(run(rules.rule_dropout, episode)) == 1
+    assert run_with(rules.rule_dropout, episode, dropout_after_days=30) == []
+    [finding] = run_with(rules.rule_dropout, episode, dropout_after_days=25)
+    assert finding.evidence["threshold_days"] == 25
+
+
+def test_the_sessions_before_judging_not_on_track_are_the_practices(
+    clinician: User, episode: Episode
+) -> None:
+    for week in range(6):
+        session(clinician, episode, days_ago(45 - 7 * week))
+    phq9(episode, 15, days_ago(46))
+    latest = phq9(episode, 12, days_ago(1))
+    assert run(rules.rule_not_on_track, episode) == []
+    [finding] = run_with(rules.rule_not_on_track, episode, not_on_track_after_sessions=6)
+    assert finding.evidence["response_id"] == latest.pk
+
+
+def test_the_clinicians_short_notice_is_the_practices(clinician: User, episode: Episode) -> None:
+    start = days_ago(3)
+    session(
+        clinician,
+        episode,
+        start,
+        Status.CANCELLED_BY_CLINICIAN,
+        status_changed_at=start - timedelta(hours=30),
+    )
+    assert run(rules.rule_clinician_caused, episode) == []
+    [finding] = run_with(rules.rule_clinician_caused, episode, clinician_short_notice_hours=48)
+    assert finding.evidence["threshold_hours"] == 48
+
+
+def test_findings_for_hands_the_policy_to_every_rule(episode: Episode) -> None:
+    feedback(episode, 33, days_ago(1))
+    episode_now = Episode.objects.get(pk=episode.pk)
+    assert {f.rule for f in rules.findings_for(episode_now, now=NOW)} >= {Rule.LOW_ALLIANCE}
+    policy = AlliancePolicy(low_alliance_below=30, dropout_after_days=120)
+    assert rules.findings_for(Episode.objects.get(pk=episode.pk), now=NOW, policy=policy) == []

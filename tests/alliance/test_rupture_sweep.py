@@ -6,9 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from alliance.models import RuptureFlag
+from alliance.models import AlliancePolicy, RuptureFlag
 from alliance.sweeps import rupture_sweep
-from practice.models import Client, Episode, User
+from practice.models import Client, Episode, Practice, User
 from scheduling.models import Status
 from tests.alliance.test_rules import NOW, days_ago, feedback, phq9, session
 from tests.factories import ClientFactory, EpisodeFactory
@@ -121,3 +121,24 @@ def test_the_query_count_does_not_grow_with_episodes(clinician: User, practice) 
     with CaptureQueriesContext(connection) as five:
         rupture_sweep(now=NOW)
     assert len(five) == len(one)
+
+
+def test_the_sweep_uses_each_practices_own_thresholds(
+    clinician: User, episode: Episode, outsider: User
+) -> None:
+    AlliancePolicy.objects.create(practice=episode.client.practice, low_alliance_below=30)
+    session(clinician, episode, NOW + timedelta(days=6), Status.SCHEDULED)
+    feedback(episode, 33, days_ago(1))
+    # A practice that never changed its policy keeps the default line of 36.
+    elsewhere = EpisodeFactory.create(
+        client=ClientFactory.create(practice=Practice.objects.get(slug="elsewhere")),
+        clinician=outsider,
+        opened_on=days_ago(90).date(),
+    )
+    session(outsider, elsewhere, NOW + timedelta(days=6), Status.SCHEDULED)
+    theirs = feedback(elsewhere, 33, days_ago(1))
+
+    raised = RuptureFlag.objects.filter(pk__in=rupture_sweep(now=NOW))
+    assert list(raised.values_list("rule", "trigger_key")) == [
+        (Rule.LOW_ALLIANCE, f"response:{theirs.pk}")
+    ]

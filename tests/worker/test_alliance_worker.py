@@ -78,7 +78,7 @@ def test_a_safety_answer_is_emailed_to_clinician_and_supervisor_by_the_worker(
         due_at=now,
         expires_at=session.starts_at,
     )
-    answers: dict[str, object] = {f"phq9_{n}": 1 for n in range(1, 9)} | {"phq9_9": 2}
+    answers = {**{f"phq9_{n}": 1 for n in range(1, 9)}, "phq9_9": 2}
 
     services.measure_link_answer(token=measure_link_token(request), answers=answers, now=now)
 
