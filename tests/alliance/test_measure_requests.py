@@ -544,6 +544,38 @@ def test_an_outcome_link_expires_when_the_session_begins(
         measure_link_read(token, now=starts_at)
 
 
+def test_a_moved_session_gets_a_new_outcome_link_for_its_new_time(
+    clinician: User, client_record: Client
+) -> None:
+    starts_at = NOW + timedelta(hours=20)
+    appointment = upcoming(clinician, client_record, starts_at)
+    [request] = plan(NOW)
+    later = starts_at + timedelta(days=2)
+    Appointment.objects.filter(pk=appointment.pk).update(
+        starts_at=later, ends_at=later + timedelta(minutes=50)
+    )
+    assert plan(NOW) == []  # not due yet at the new time, and the old link is gone
+    assert not MeasureRequest.objects.filter(pk=request.pk).exists()
+    [again] = plan(later - timedelta(hours=24))
+    assert again.expires_at == later
+
+
+def test_a_sent_outcome_link_keeps_working_until_the_moved_sessions_new_start(
+    clinician: User, client_record: Client
+) -> None:
+    starts_at = NOW + timedelta(hours=20)
+    appointment = upcoming(clinician, client_record, starts_at)
+    assert sweep_and_send(NOW) == [State.SENT]
+    later = starts_at + timedelta(hours=6)
+    Appointment.objects.filter(pk=appointment.pk).update(
+        starts_at=later, ends_at=later + timedelta(minutes=50)
+    )
+    measures.measure_requests_plan(now=NOW + timedelta(minutes=1))
+    request = MeasureRequest.objects.get()
+    assert request.expires_at == later
+    assert measure_link_read(measure_link_token(request), now=starts_at + timedelta(hours=1))
+
+
 # Answering a link
 
 
