@@ -7,7 +7,16 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from alliance.models import Instrument, InstrumentItem, Response, SafetyRule, SeverityBand
+from alliance.models import (
+    AlliancePolicy,
+    Instrument,
+    InstrumentItem,
+    MeasureRequest,
+    Response,
+    SafetyAlert,
+    SafetyRule,
+    SeverityBand,
+)
 
 
 class InstrumentItemInline(admin.TabularInline[InstrumentItem, Instrument]):
@@ -90,3 +99,32 @@ class ResponseAdmin(admin.ModelAdmin[Response]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Response | None = None) -> bool:
         return False
+
+
+@admin.register(AlliancePolicy)
+class AlliancePolicyAdmin(admin.ModelAdmin[AlliancePolicy]):
+    list_display = ["practice", "low_alliance_below", "alliance_drop_points", "dropout_after_days"]
+
+
+class DeliveryLogAdmin(admin.ModelAdmin[Any]):
+    """Delivery rows are a log: operators look at states and errors, and change nothing."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(MeasureRequest)
+class MeasureRequestAdmin(DeliveryLogAdmin):
+    list_display = ["pk", "purpose", "channel", "state", "due_at", "expires_at", "attempts"]
+    list_filter = ["state", "purpose", "channel"]
+    readonly_fields = [f.name for f in MeasureRequest._meta.fields if f.name != "nonce"]
+    exclude = ["nonce"]
+
+
+@admin.register(SafetyAlert)
+class SafetyAlertAdmin(DeliveryLogAdmin):
+    list_display = ["flag", "recipient", "role", "state", "sent_at", "attempts"]
+    list_filter = ["state", "role"]
