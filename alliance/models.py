@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from django.conf import settings
@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from practice.models import Client, Episode, Practice, User
+from practice.models import Client, Episode, Practice, SupervisionPairing, User
 from scheduling.models import Appointment
 
 if TYPE_CHECKING:
@@ -208,6 +208,23 @@ class ResponseQuerySet(models.QuerySet["Response"]):
     def chronological(self) -> ResponseQuerySet:
         return self.order_by("completed_at", "pk")
 
+    def alliance_trend_by_clinician(
+        self, *, since: datetime, below: int
+    ) -> dict[int, tuple[int, int]]:
+        """Per clinician: (session-feedback responses since `since`, how many were below
+        `below`), the alliance trend a supervisor reads. One grouped query."""
+        rows = (
+            self.session_feedback()
+            .filter(completed_at__gte=since)
+            .values("episode__clinician")
+            .annotate(
+                answered=models.Count("pk"),
+                low=models.Count("pk", filter=Q(total__lt=below)),
+            )
+            .order_by()
+        )
+        return {r["episode__clinician"]: (r["answered"], r["low"]) for r in rows}
+
 
 class Response(models.Model):
     """A client's completed questionnaire, scored when it was submitted."""
@@ -246,6 +263,9 @@ class Response(models.Model):
         blank=True,
         related_name="response",
     )
+    external_id = models.CharField(
+        max_length=100, blank=True, help_text="The response's id in a system imported from."
+    )
     # Who held the screen for an in-session response.
     given_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -262,6 +282,13 @@ class Response(models.Model):
         indexes = [
             models.Index(fields=["episode", "completed_at"]),
             models.Index(fields=["client", "completed_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "external_id"],
+                condition=~Q(external_id=""),
+                name="response_unique_external_id",
+            )
         ]
 
     def __str__(self) -> str:
@@ -284,6 +311,13 @@ class RuptureFlagQuerySet(models.QuerySet["RuptureFlag"]):
 
     def safety(self) -> RuptureFlagQuerySet:
         return self.filter(rule=RuptureFlag.Rule.SAFETY)
+
+    def counts_by_clinician(self) -> dict[int, dict[str, int]]:
+        """{clinician id: {rule: count}}: counts only, which is what an admin may see."""
+        counts: dict[int, dict[str, int]] = {}
+        for row in self.values("clinician", "rule").annotate(n=models.Count("pk")).order_by():
+            counts.setdefault(row["clinician"], {})[row["rule"]] = row["n"]
+        return counts
 
     def by_severity(self) -> RuptureFlagQuerySet:
         """Most severe first (safety above all), then the oldest, which has waited longest."""
@@ -393,6 +427,14 @@ class RuptureFlag(models.Model):
         default=dict, help_text="The scores, dates and appointments the rule saw, and a summary."
     )
     raised_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
     resolved_at = models.DateTimeField(null=True, blank=True)
     # A rupture the clinician logged: Safran and Muran's kind and marker, and the session.
@@ -469,6 +511,10 @@ class FlagEvent(models.Model):
         STATUS = "status", "Status changed"
         REPAIR = "repair", "Repair action logged"
         NOTE = "note", "Note"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged by the supervisor"
+        AGENDA = "agenda", "Added to the supervision agenda"
+        PLAN_REQUESTED = "plan_requested", "Repair plan requested"
+        PLAN_GIVEN = "plan_given", "Repair plan given"
 
     flag = models.ForeignKey(RuptureFlag, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)
@@ -476,7 +522,7 @@ class FlagEvent(models.Model):
     by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    action = models.CharField(max_length=10, choices=Action.choices)
+    action = models.CharField(max_length=16, choices=Action.choices)
     from_status = models.CharField(max_length=12, blank=True)
     to_status = models.CharField(max_length=12, blank=True)
     note = models.TextField(blank=True)
@@ -812,3 +858,180 @@ class MeasureRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} for appointment {self.appointment_id}"
+
+
+# Supervision
+
+
+class RepairPlanRequestQuerySet(models.QuerySet["RepairPlanRequest"]):
+    def unanswered(self) -> RepairPlanRequestQuerySet:
+        return self.filter(answered_at__isnull=True)
+
+    def for_clinician(self, clinician: User) -> RepairPlanRequestQuerySet:
+        return self.filter(flag__episode__clinician=clinician)
+
+
+class RepairPlanRequest(models.Model):
+    """A supervisor asks the clinician how they plan to repair; the clinician answers."""
+
+    flag = models.ForeignKey(RuptureFlag, on_delete=models.CASCADE, related_name="plan_requests")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+    plan = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RepairPlanRequestQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Repair plan request for flag {self.flag_id}"
+
+
+class SupervisionSessionQuerySet(models.QuerySet["SupervisionSession"]):
+    def for_supervisor(self, supervisor: User) -> SupervisionSessionQuerySet:
+        return self.filter(supervisor=supervisor)
+
+    def for_supervisee(self, supervisee: User) -> SupervisionSessionQuerySet:
+        return self.filter(supervisee=supervisee)
+
+    def upcoming(self, now: datetime) -> SupervisionSessionQuerySet:
+        return self.filter(scheduled_for__gte=now, attendance=SupervisionSession.Attendance.PLANNED)
+
+
+class SupervisionSession(models.Model):
+    """A supervision meeting: its agenda, notes, decisions and follow-ups."""
+
+    class Attendance(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        ATTENDED = "attended", "Attended"
+        MISSED = "missed", "Missed by the supervisee"
+        CANCELLED = "cancelled", "Cancelled"
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    supervisor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="supervisions_given"
+    )
+    supervisee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="supervisions_received"
+    )
+    scheduled_for = models.DateTimeField()
+    attendance = models.CharField(
+        max_length=10, choices=Attendance.choices, default=Attendance.PLANNED
+    )
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = SupervisionSessionQuerySet.as_manager()
+
+    if TYPE_CHECKING:
+        agenda_items: RelatedManager[AgendaItem]
+        follow_ups: RelatedManager[FollowUp]
+
+    class Meta:
+        ordering = ["-scheduled_for", "-pk"]
+        indexes = [models.Index(fields=["supervisee", "scheduled_for"])]
+
+    def __str__(self) -> str:
+        return f"Supervision of {self.supervisee} on {self.scheduled_for:%Y-%m-%d}"
+
+
+class AgendaItem(models.Model):
+    """One item for a supervision session: a flag, a workload alert, or a topic.
+
+    Without a session it waits for the supervisee's next one, which picks it up.
+    """
+
+    session = models.ForeignKey(
+        SupervisionSession,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="agenda_items",
+    )
+    supervisor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    supervisee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    flag = models.ForeignKey(
+        RuptureFlag, on_delete=models.CASCADE, null=True, blank=True, related_name="agenda_items"
+    )
+    workload_alert = models.ForeignKey(
+        "scheduling.WorkloadAlert",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    topic = models.CharField(max_length=200, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+    # Safety flags join every agenda by themselves until they are closed.
+    automatic = models.BooleanField(default=False)
+    decision = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["added_at", "pk"]
+        constraints = [
+            # A flag is on a session's agenda once.
+            models.UniqueConstraint(
+                fields=["session", "flag"],
+                condition=Q(flag__isnull=False),
+                name="agenda_item_flag_once_per_session",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.topic or f"Agenda item {self.pk}"
+
+
+class FollowUp(models.Model):
+    """Something to do before the next supervision session."""
+
+    session = models.ForeignKey(
+        SupervisionSession, on_delete=models.CASCADE, related_name="follow_ups"
+    )
+    description = models.CharField(max_length=300)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    due_by = models.DateField()
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_by", "pk"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class CountertransferenceNoteQuerySet(models.QuerySet["CountertransferenceNote"]):
+    def readable_by(self, user: User, *, on: date | None = None) -> CountertransferenceNoteQuerySet:
+        """Only the author, and the author's current supervisor. Never an admin as such, and
+        never another clinician, even the next one on the case."""
+        supervisees = SupervisionPairing.objects.current(on=on).filter(supervisor=user)
+        return self.filter(Q(author=user) | Q(author__in=supervisees.values("supervisee")))
+
+
+class CountertransferenceNote(models.Model):
+    """A clinician's private note about their own reactions to a client, for supervision."""
+
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="+")
+    episode = models.ForeignKey(Episode, on_delete=models.PROTECT, related_name="+")
+    written_at = models.DateTimeField(default=timezone.now)
+    text = models.TextField()
+
+    objects = CountertransferenceNoteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-written_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Note by {self.author_id} on {self.written_at:%Y-%m-%d}"

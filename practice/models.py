@@ -194,6 +194,18 @@ class ClinicianProfile(models.Model):
     )
     languages = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     specialties = ArrayField(models.CharField(max_length=60), default=list, blank=True)
+    # Matching: a client may ask for a clinician's gender, or for a shared cultural or faith
+    # background. Clinicians fill these in themselves, or leave them blank.
+    gender = models.CharField(max_length=30, blank=True)
+    backgrounds = ArrayField(
+        models.CharField(max_length=100),
+        default=list,
+        blank=True,
+        help_text="Cultural or faith backgrounds the clinician shares with clients who ask.",
+    )
+    external_id = models.CharField(
+        max_length=100, blank=True, help_text="The clinician's id in a system imported from."
+    )
     caseload_capacity = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Empty: the practice default."
     )
@@ -302,6 +314,7 @@ class Client(models.Model):
     needs = ArrayField(models.CharField(max_length=60), default=list, blank=True)
     preferred_clinician_gender = models.CharField(max_length=30, blank=True)
     cultural_background = models.CharField(max_length=100, blank=True)
+    faith_background = models.CharField(max_length=100, blank=True)
     preferred_times = ArrayField(
         models.CharField(max_length=10, choices=TimeOfDay.choices), default=list, blank=True
     )
@@ -315,6 +328,9 @@ class Client(models.Model):
         related_name="client_record",
         help_text="The client's portal login, once they accepted an invitation.",
     )
+    external_id = models.CharField(
+        max_length=100, blank=True, help_text="The client's id in a system imported from."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ClientQuerySet.as_manager()
@@ -325,6 +341,14 @@ class Client(models.Model):
     class Meta:
         ordering = ["last_name", "first_name", "pk"]
         indexes = [models.Index(fields=["practice", "status"])]
+        constraints = [
+            # Import is idempotent by external id: one client per id per practice.
+            models.UniqueConstraint(
+                fields=["practice", "external_id"],
+                condition=~Q(external_id=""),
+                name="client_unique_external_id",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.full_name
@@ -380,6 +404,13 @@ class Episode(models.Model):
     opened_on = models.DateField(default=timezone.localdate)
     closed_on = models.DateField(null=True, blank=True)
     close_reason = models.CharField(max_length=12, choices=CloseReason.choices, blank=True)
+    # A transfer closes one episode and opens this one with the new clinician.
+    transferred_from = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="transferred_to"
+    )
+    handoff_note = models.TextField(blank=True)
+    # Why an admin assigned past the clinician's capacity, when they did.
+    over_capacity_reason = models.TextField(blank=True)
 
     objects = EpisodeQuerySet.as_manager()
 
@@ -592,3 +623,42 @@ class Invitation(models.Model):
         flags = [("admin", self.is_admin), ("clinician", self.is_clinician)]
         flags.append(("supervisor", self.is_supervisor))
         return [name for name, held in flags if held]
+
+
+class ImportRun(models.Model):
+    """One import of another system's history, started from the admin upload page.
+
+    The CSV files are kept in the row (workers may run on other machines), and the worker
+    reports progress here for the page's progress bar.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        VALIDATING = "validating", "Validating"
+        IMPORTING = "importing", "Importing"
+        DONE = "done", "Done"
+        INVALID = "invalid", "Invalid: nothing was written"
+        FAILED = "failed", "Failed: nothing was written"
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="imports")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    files = models.JSONField(default=dict, help_text="File name to its CSV text.")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    processed = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.get_state_display()})"
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.processed / self.total) if self.total else 0

@@ -3,10 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
-from practice import views
+from practice import home, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", home.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("mfa-required/", views.mfa_required, name="mfa_required"),
     path("invite/<str:token>/", views.invitation_accept, name="invitation_accept"),
@@ -30,6 +30,9 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit_log"),
     path("", include("scheduling.urls")),
     path("", include("alliance.urls")),
+    path("", include("alliance.supervision_urls")),
+    path("", include("practice.caseload_urls")),
+    path("", include("practice.import_urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -9,14 +9,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from practice import services
 from practice.access import (
-    client_of,
     get_client_for_invite,
     get_client_for_user,
     get_client_for_user_write,
@@ -45,11 +44,9 @@ from practice.models import (
     AuditEvent,
     Client,
     ClinicianProfile,
-    Episode,
     Invitation,
     Membership,
     SupervisionPairing,
-    User,
 )
 
 
@@ -75,44 +72,6 @@ def render_form(
 
 def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
-
-
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    membership = membership_of(request.user)
-    if membership is None:
-        client = client_of(request.user)
-        return render(request, "practice/home_client.html", {"client": client})
-    user: User = request.user  # type: ignore[assignment]
-    context: dict[str, Any] = {}
-    if membership.is_clinician:
-        context["caseload"] = (
-            Episode.objects.active().for_clinician(user).select_related("client").order_by("client")
-        )
-    if membership.is_supervisor:
-        context["supervisees"] = (
-            SupervisionPairing.objects.current()
-            .filter(supervisor=user)
-            .select_related("supervisee")
-            .annotate(
-                open_episodes=Count(
-                    "supervisee__episodes", filter=Q(supervisee__episodes__closed_on__isnull=True)
-                )
-            )
-        )
-    if membership.is_admin:
-        clients = Client.objects.in_practice(membership.practice)
-        context["client_counts"] = {
-            row["status"]: row["n"] for row in clients.values("status").annotate(n=Count("pk"))
-        }
-        context["staff_count"] = (
-            Membership.objects.active().in_practice(membership.practice).count()
-        )
-        context["open_episodes"] = Episode.objects.active().in_practice(membership.practice).count()
-        context["pending_invitations"] = (
-            Invitation.objects.pending().in_practice(membership.practice).count()
-        )
-    return render(request, "practice/home_staff.html", context)
 
 
 @login_required

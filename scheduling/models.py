@@ -227,6 +227,17 @@ class AppointmentQuerySet(models.QuerySet["Appointment"]):
         )
         return rows
 
+    def booked_hours_by_clinician(self, start: datetime, end: datetime) -> dict[int, float]:
+        """Hours of sessions that hold the slot (booked, attended or no-show), per clinician,
+        for sessions starting in [start, end). One grouped query."""
+        rows = (
+            self.filter(starts_at__gte=start, starts_at__lt=end, status__in=ACTIVE_STATUSES)
+            .values("clinician")
+            .annotate(booked=models.Sum(models.F("ends_at") - models.F("starts_at")))
+            .order_by()
+        )
+        return {row["clinician"]: row["booked"].total_seconds() / 3600 for row in rows}
+
 
 class Appointment(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="appointments")
@@ -264,6 +275,9 @@ class Appointment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    external_id = models.CharField(
+        max_length=100, blank=True, help_text="The session's id in a system imported from."
+    )
 
     objects = AppointmentQuerySet.as_manager()
 
@@ -275,6 +289,12 @@ class Appointment(models.Model):
             models.Index(fields=["practice", "starts_at"]),
         ]
         constraints = [
+            # Import is idempotent by external id: one session per id per practice.
+            models.UniqueConstraint(
+                fields=["practice", "external_id"],
+                condition=~Q(external_id=""),
+                name="appointment_unique_external_id",
+            ),
             models.CheckConstraint(
                 condition=Q(ends_at__gt=models.F("starts_at")),
                 name="appointment_ends_after_start",
