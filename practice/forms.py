@@ -236,3 +236,33 @@ class InvitationAcceptForm(forms.Form):
                 except forms.ValidationError as exc:
                     self.add_error("password1", exc)
         return cleaned
+
+
+class AuditFilterForm(forms.Form):
+    """Search the audit log: who, which client, which action, between which days."""
+
+    actor = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, label="Who", empty_label="Anyone"
+    )
+    client = forms.CharField(
+        required=False, max_length=100, label="Client", help_text="Name, or the client's number."
+    )
+    action = forms.CharField(required=False, max_length=64, label="Action")
+    date_from = forms.DateField(required=False, label="From", widget=DateInput)
+    date_to = forms.DateField(required=False, label="To", widget=DateInput)
+
+    def __init__(self, *args: Any, practice: Practice, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["actor"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = User.objects.filter(membership__practice=practice).order_by("email")
+        for each in self.fields.values():
+            is_select = isinstance(each.widget, forms.Select)
+            each.widget.attrs["class"] = "form-select" if is_select else "form-control"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned

@@ -541,6 +541,11 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
+    # The client the object belongs to (the client itself, or their response, flag,
+    # session…), so an admin can ask "who read this client's record?" across object types.
+    client = models.ForeignKey(
+        "Client", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     at = models.DateTimeField(default=timezone.now, db_index=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
 
@@ -551,6 +556,7 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["practice", "-at"]),
             models.Index(fields=["object_type", "object_id"]),
+            models.Index(fields=["client", "-at"]),
         ]
 
     def __str__(self) -> str:

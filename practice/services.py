@@ -48,8 +48,10 @@ def audit_record(
     """Write one audit event. Reads of clinical data and every change call this."""
     if practice is None and obj is not None:
         practice = getattr(obj, "practice", None)
+    client_id = obj.pk if isinstance(obj, Client) else getattr(obj, "client_id", None)
     return AuditEvent.objects.create(
         practice=practice,
+        client_id=client_id,
         actor=actor if actor is not None and actor.is_authenticated else None,
         action=action,
         object_type=obj._meta.label_lower if obj is not None else "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django import forms
@@ -28,6 +29,7 @@ from practice.access import (
     require_staff,
 )
 from practice.forms import (
+    AuditFilterForm,
     ClientForm,
     ClientInviteForm,
     ClinicianProfileForm,
@@ -472,10 +474,37 @@ def pairing_end(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def audit_log(request: HttpRequest) -> HttpResponse:
+    """Admins search the log (who read which client's record, and when). They read the log
+    itself, not the records it points to: a client's name links to the operational record."""
     admin = require_admin(request.user)
-    events = AuditEvent.objects.in_practice(admin.practice).select_related("actor")
-    action = request.GET.get("action", "").strip()
-    if action:
-        events = events.filter(action=action)
+    practice = admin.practice
+    form = AuditFilterForm(request.GET or None, practice=practice)
+    events = AuditEvent.objects.in_practice(practice).select_related("actor", "client")
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        if data["actor"]:
+            events = events.filter(actor=data["actor"])
+        if data["action"]:
+            events = events.filter(action__startswith=data["action"].strip())
+        term = data["client"].strip()
+        if term:
+            by_name = Q(client__last_name__icontains=term) | Q(client__first_name__icontains=term)
+            events = events.filter(by_name | Q(client_id=int(term)) if term.isdigit() else by_name)
+        tz = practice.tz
+        if data["date_from"]:
+            events = events.filter(at__gte=datetime.combine(data["date_from"], time.min, tzinfo=tz))
+        if data["date_to"]:
+            events = events.filter(
+                at__lt=datetime.combine(data["date_to"] + timedelta(days=1), time.min, tzinfo=tz)
+            )
+    elif form.is_bound:
+        events = events.none()
     page = Paginator(events, 100).get_page(request.GET.get("page"))
-    return render(request, "practice/audit_log.html", {"page": page, "action": action})
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "practice/audit_log.html",
+        {"page": page, "form": form, "filters": query.urlencode(), "tz": practice.timezone},
+        status=400 if form.is_bound and form.errors else 200,
+    )
