@@ -3,8 +3,10 @@ on a rest day, a non-working day or outside working hours.
 
 Each email is one ClinicianNotice row, unique per (clinician, kind, day). Sweeps insert the
 rows that fell due (ON CONFLICT DO NOTHING) and return the unsent ones; a worker claims a row
-with a conditional UPDATE of ``sent_at`` before it sends, and gives the claim back if sending
-fails, so a retried task sends again and a duplicated task does not.
+with a conditional UPDATE of ``sent_at`` before it sends, gives the claim back if sending
+fails, and records ``delivered_at`` once the email left, so a retried task sends again and a
+duplicated task does not. A claim left without delivery for 5 minutes (the worker was
+killed mid-send) is handed out again by the next sweep.
 
 Email is not a secure channel: these messages carry times, client initials and the kind of
 session only. No names, no video links, nothing clinical.
@@ -115,7 +117,15 @@ def unusual_because(appointment: Appointment, profile: ClinicianProfile) -> str 
     return None
 
 
-def _notices_to_send(kind: str, due: dict[int, date]) -> list[int]:
+# A claim this old without a delivery belongs to a worker that died mid-send.
+CLAIM_TIMEOUT = timedelta(minutes=5)
+
+
+def _unsent(now: datetime) -> Q:
+    return Q(sent_at__isnull=True) | Q(delivered_at__isnull=True, sent_at__lt=now - CLAIM_TIMEOUT)
+
+
+def _notices_to_send(kind: str, due: dict[int, date], now: datetime) -> list[int]:
     """Insert the due notices unless they exist, then return every one not sent yet.
 
     ON CONFLICT DO NOTHING makes concurrent sweeps safe; selecting by ``sent_at IS NULL``
@@ -133,7 +143,7 @@ def _notices_to_send(kind: str, due: dict[int, date]) -> list[int]:
     )
     pairs = [Q(clinician_id=clinician_id, for_date=day) for clinician_id, day in due.items()]
     return list(
-        ClinicianNotice.objects.filter(kind=kind, sent_at__isnull=True)
+        ClinicianNotice.objects.filter(_unsent(now), kind=kind)
         .filter(reduce(or_, pairs))
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -158,7 +168,7 @@ def agenda_sweep(*, now: datetime) -> list[int]:
             days[profile.membership.user_id] = (local.date(), _zone(profile))
     busy = {appointment.clinician_id for appointment in _sessions_on(days)}
     due = {clinician_id: days[clinician_id][0] for clinician_id in busy}
-    return _notices_to_send(NoticeKind.AGENDA, due)
+    return _notices_to_send(NoticeKind.AGENDA, due, now)
 
 
 def heads_up_sweep(*, now: datetime) -> list[int]:
@@ -176,7 +186,7 @@ def heads_up_sweep(*, now: datetime) -> list[int]:
         for appointment in _sessions_on(days)
         if unusual_because(appointment, profiles[appointment.clinician_id]) is not None
     }
-    return _notices_to_send(NoticeKind.HEADS_UP, due)
+    return _notices_to_send(NoticeKind.HEADS_UP, due, now)
 
 
 # --- Sending -----------------------------------------------------------------------------
@@ -188,7 +198,7 @@ Compose = Callable[[ClinicianNotice, ClinicianProfile], EmailMultiAlternatives |
 def _claim_and_send(*, notice_id: int, kind: str, compose: Compose) -> bool:
     """Claim the notice, compose and send its email; give the claim back if that fails."""
     claimed_at = timezone.now()
-    claimed = ClinicianNotice.objects.filter(pk=notice_id, kind=kind, sent_at__isnull=True).update(
+    claimed = ClinicianNotice.objects.filter(_unsent(claimed_at), pk=notice_id, kind=kind).update(
         sent_at=claimed_at
     )
     if not claimed:
@@ -200,14 +210,22 @@ def _claim_and_send(*, notice_id: int, kind: str, compose: Compose) -> bool:
         # nothing to say. The claim stays, so the day counts as handled.
         message = compose(notice, profile) if profile is not None else None
         if message is None:
+            _delivered(notice_id, claimed_at)
             return False
         message.send()
+        _delivered(notice_id, claimed_at)
     except BaseException:
         # Give the claim back so the task's retry (or the next sweep) sends it. Matching on
         # our own timestamp never releases a claim that is not ours.
         ClinicianNotice.objects.filter(pk=notice_id, sent_at=claimed_at).update(sent_at=None)
         raise
     return True
+
+
+def _delivered(notice_id: int, claimed_at: datetime) -> None:
+    ClinicianNotice.objects.filter(pk=notice_id, sent_at=claimed_at).update(
+        delivered_at=timezone.now()
+    )
 
 
 def _email(

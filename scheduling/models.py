@@ -506,7 +506,10 @@ class ClinicianNotice(models.Model):
     )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     for_date = models.DateField()
+    # Claimed (the send began) and delivered (the email left). A claim that never got its
+    # delivery is a worker that died mid-send; after a timeout the sweep hands it out again.
     sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -221,6 +221,24 @@ def test_the_claim_prevents_a_second_send(clinician: User, client_record: Client
     assert len(mail.outbox) == 1
 
 
+def test_a_worker_killed_mid_send_does_not_lose_the_days_agenda(
+    clinician: User, client_record: Client, clock: time_machine.Traveller
+) -> None:
+    """A SIGKILL between claim and send leaves a claim without delivery: no `except` runs.
+    Within 5 minutes it belongs to that worker; after that the sweep hands it out again."""
+    book(clinician, client_record, at(MONDAY, 10))
+    clock.move_to(at(MONDAY, 7, 0))
+    [notice_id] = agenda_sweep(now=at(MONDAY, 7, 0))
+    ClinicianNotice.objects.filter(pk=notice_id).update(sent_at=at(MONDAY, 7, 0))  # the claim
+    assert agenda_sweep(now=at(MONDAY, 7, 4)) == []
+    assert agenda_sweep(now=at(MONDAY, 7, 6)) == [notice_id]
+    clock.move_to(at(MONDAY, 7, 6))
+    assert agenda_send(notice_id=notice_id) is True
+    assert len(sent()) == 1
+    assert agenda_sweep(now=at(MONDAY, 7, 20)) == []
+    assert agenda_send(notice_id=notice_id) is False
+
+
 def test_a_failed_send_gives_the_claim_back(
     monkeypatch: pytest.MonkeyPatch, clinician: User, client_record: Client
 ) -> None:
