@@ -33,7 +33,7 @@ def measure_link(request: HttpRequest, token: str) -> HttpResponse:
     except MeasureLinkRefused as exc:
         return _refused(request, exc.reason)
     instrument = Instrument.objects.with_scoring_rules().get(pk=measure_request.instrument_id)
-    form = MeasureForm(request.POST or None, instrument=instrument)
+    form = MeasureForm(request.POST if request.method == "POST" else None, instrument=instrument)
     if request.method == "POST" and form.is_valid():
         own_client = (
             request.user.is_authenticated and measure_request.client.user_id == request.user.pk

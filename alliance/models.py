@@ -323,6 +323,15 @@ class RuptureFlagQuerySet(models.QuerySet["RuptureFlag"]):
         """Most severe first (safety above all), then the oldest, which has waited longest."""
         return self.order_by("-severity", "raised_at", "pk")
 
+    def for_supervisor(self, supervisor: User, *, on: date | None = None) -> RuptureFlagQuerySet:
+        """Flags a supervisor oversees: about clients in an open episode with one of their
+        current supervisees, the same reach as the supervisor's read access to clients."""
+        supervisees = SupervisionPairing.objects.current(on=on).filter(supervisor=supervisor)
+        return self.filter(
+            episode__clinician__in=supervisees.values("supervisee"),
+            episode__closed_on__isnull=True,
+        )
+
 
 class RuptureFlag(models.Model):
     """A possible rupture: raised by a detection rule with the evidence it saw, or logged by
@@ -496,6 +505,12 @@ class RuptureFlag(models.Model):
 
     def allowed_transitions(self) -> tuple[str, ...]:
         return self.TRANSITIONS.get(self.status, ())
+
+    def acknowledge(self, *, by: User, at: datetime) -> None:
+        """The supervisor has seen it; the flag stays open for the clinician to work on."""
+        self.acknowledged_at = at
+        self.acknowledged_by = by
+        self.save(update_fields=["acknowledged_at", "acknowledged_by"])
 
     def move_to(self, status: str, *, at: datetime) -> None:
         self.status = status
@@ -870,6 +885,10 @@ class RepairPlanRequestQuerySet(models.QuerySet["RepairPlanRequest"]):
     def for_clinician(self, clinician: User) -> RepairPlanRequestQuerySet:
         return self.filter(flag__episode__clinician=clinician)
 
+    def outstanding(self) -> RepairPlanRequestQuerySet:
+        """Unanswered, about a flag still open: what the clinician's home page asks for."""
+        return self.unanswered().filter(flag__resolved_at__isnull=True)
+
 
 class RepairPlanRequest(models.Model):
     """A supervisor asks the clinician how they plan to repair; the clinician answers."""
@@ -940,6 +959,21 @@ class SupervisionSession(models.Model):
         return f"Supervision of {self.supervisee} on {self.scheduled_for:%Y-%m-%d}"
 
 
+class AgendaItemQuerySet(models.QuerySet["AgendaItem"]):
+    def waiting(self) -> AgendaItemQuerySet:
+        """Added before any session was planned: the supervisee's next session picks it up."""
+        return self.filter(session__isnull=True)
+
+    def pending(self) -> AgendaItemQuerySet:
+        """Waiting, or on the agenda of a session still planned: not discussed yet."""
+        return self.filter(
+            Q(session__isnull=True) | Q(session__attendance=SupervisionSession.Attendance.PLANNED)
+        )
+
+    def between(self, supervisor: User, supervisee: User) -> AgendaItemQuerySet:
+        return self.filter(supervisor=supervisor, supervisee=supervisee)
+
+
 class AgendaItem(models.Model):
     """One item for a supervision session: a flag, a workload alert, or a topic.
 
@@ -978,6 +1012,8 @@ class AgendaItem(models.Model):
     automatic = models.BooleanField(default=False)
     decision = models.TextField(blank=True)
 
+    objects = AgendaItemQuerySet.as_manager()
+
     class Meta:
         ordering = ["added_at", "pk"]
         constraints = [
@@ -993,6 +1029,11 @@ class AgendaItem(models.Model):
         return self.topic or f"Agenda item {self.pk}"
 
 
+class FollowUpQuerySet(models.QuerySet["FollowUp"]):
+    def open(self) -> FollowUpQuerySet:
+        return self.filter(done_at__isnull=True)
+
+
 class FollowUp(models.Model):
     """Something to do before the next supervision session."""
 
@@ -1003,6 +1044,8 @@ class FollowUp(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     due_by = models.DateField()
     done_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FollowUpQuerySet.as_manager()
 
     class Meta:
         ordering = ["due_by", "pk"]

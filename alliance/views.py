@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from alliance import services
+from alliance import services, supervision
 from alliance.access import (
     get_appointment_for_in_session,
     get_client_for_care_team,
@@ -157,6 +157,8 @@ def flag_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "flag": flag,
             "events": flag.events.select_related("by"),
             "repairs": flag.repairs.select_related("by", "appointment"),
+            "plan_requests": flag.plan_requests.select_related("requested_by"),
+            "triage": supervision.flag_triage_state(flag, supervisor=user),
             "can_act": can_act,
             "transition_form": FlagTransitionForm(flag=flag) if can_act else None,
             "repair_form": RepairActionForm(flag=flag, tz=tz) if can_act and flag.is_open else None,
@@ -193,7 +195,9 @@ def flag_transition(request: HttpRequest, pk: int) -> HttpResponse:
 def repair_action_new(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     flag = get_flag_for_clinician(user, pk)
-    form = RepairActionForm(request.POST or None, flag=flag, tz=clinician_timezone(user))
+    form = RepairActionForm(
+        request.POST if request.method == "POST" else None, flag=flag, tz=clinician_timezone(user)
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.repair_action_log(
@@ -220,7 +224,7 @@ def repair_action_new(request: HttpRequest, pk: int) -> HttpResponse:
 def rupture_log_new(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     episode = get_episode_for_clinician(user, pk)
-    form = RuptureLogForm(request.POST or None, episode=episode)
+    form = RuptureLogForm(request.POST if request.method == "POST" else None, episode=episode)
     if request.method == "POST" and form.is_valid():
         try:
             flag = services.rupture_log(
@@ -255,7 +259,9 @@ def outreach(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     episode = get_episode_for_clinician(user, pk)
     now = timezone.now()
-    form = OutreachForm(request.POST or None, tz=clinician_timezone(user))
+    form = OutreachForm(
+        request.POST if request.method == "POST" else None, tz=clinician_timezone(user)
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.outreach_log(
@@ -289,7 +295,7 @@ def outreach(request: HttpRequest, pk: int) -> HttpResponse:
 def ending_plan(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     episode = get_episode_for_clinician(user, pk)
-    form = EndingPlanForm(request.POST or None, episode=episode)
+    form = EndingPlanForm(request.POST if request.method == "POST" else None, episode=episode)
     if request.method == "POST" and form.is_valid():
         try:
             services.episode_ending_plan(
@@ -316,7 +322,9 @@ def ending_plan(request: HttpRequest, pk: int) -> HttpResponse:
 def termination_offer(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     episode = get_episode_for_clinician(user, pk)
-    form = TerminationOfferForm(request.POST or None, tz=clinician_timezone(user))
+    form = TerminationOfferForm(
+        request.POST if request.method == "POST" else None, tz=clinician_timezone(user)
+    )
     if request.method == "POST" and form.is_valid() and "starts_at" in form.cleaned_data:
         try:
             services.termination_session_offer(
@@ -347,7 +355,7 @@ def termination_offer(request: HttpRequest, pk: int) -> HttpResponse:
 def ending_close(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     episode = get_episode_for_clinician(user, pk)
-    form = ClosingReviewForm(request.POST or None)
+    form = ClosingReviewForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             services.episode_close_with_review(
@@ -380,7 +388,7 @@ def measurement_plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
     episode = get_episode_for_clinician(user, pk)
     plan = services.measurement_plan_for(episode)
     form = MeasurementPlanForm(
-        request.POST or None,
+        request.POST if request.method == "POST" else None,
         episode=episode,
         initial={
             "outcome_instrument": plan.outcome_instrument,
@@ -428,7 +436,7 @@ def in_session_form(request: HttpRequest, pk: int, instrument: int) -> HttpRespo
         Instrument.objects.available_to(appointment.client.practice).active().with_scoring_rules(),
         pk=instrument,
     )
-    form = MeasureForm(request.POST or None, instrument=measure)
+    form = MeasureForm(request.POST if request.method == "POST" else None, instrument=measure)
     if request.method == "POST" and form.is_valid():
         try:
             services.response_record_in_session(
@@ -466,7 +474,7 @@ def alliance_policy_edit(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     membership = require_admin(user)
     policy = AlliancePolicy.for_practice(membership.practice)
-    form = AlliancePolicyForm(request.POST or None, instance=policy)
+    form = AlliancePolicyForm(request.POST if request.method == "POST" else None, instance=policy)
     if request.method == "POST" and form.is_valid():
         try:
             services.alliance_policy_update(

@@ -11,6 +11,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from alliance.models import RepairPlanRequest
 from practice.access import client_of, membership_of
 from practice.models import Client, Episode, Invitation, Membership, SupervisionPairing, User
 
@@ -26,6 +27,13 @@ def home(request: HttpRequest) -> HttpResponse:
     if membership.is_clinician:
         context["caseload"] = (
             Episode.objects.active().for_clinician(user).select_related("client").order_by("client")
+        )
+        # A supervisor's request for a repair plan waits here until the clinician answers it.
+        context["repair_plan_requests"] = (
+            RepairPlanRequest.objects.outstanding()
+            .for_clinician(user)
+            .select_related("flag__client", "requested_by")
+            .order_by("requested_at", "pk")
         )
     if membership.is_supervisor:
         context["supervisees"] = (

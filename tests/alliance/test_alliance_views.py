@@ -450,4 +450,23 @@ def test_no_email_carries_scores(sent_request: MeasureRequest) -> None:
     measures.measure_request_send(request_id=sent_request.pk)
     [message] = mail.outbox
     assert "PHQ" not in message.body and "score" not in message.body.lower()
-    _ = login  # personas come from conftest
+
+
+def test_the_new_clinician_reads_the_handoff_note_and_the_past_on_the_timeline(
+    other_clinician: User, client_record: Client, response: Response
+) -> None:
+    from practice.models import Episode
+
+    old = client_record.episodes.get()
+    old.close(reason=Episode.CloseReason.TRANSFERRED, on=timezone.localdate())
+    Episode.objects.create(
+        client=client_record,
+        clinician=other_clinician,
+        transferred_from=old,
+        handoff_note="Works best with a clear agenda at the start.",
+    )
+    page = login(other_clinician).get(reverse("client_timeline", args=[client_record.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Works best with a clear agenda at the start." in html
+    assert reverse("response_detail", args=[response.pk]) in html  # the past scores

@@ -70,7 +70,7 @@ def test_the_audit_log_answers_who_read_this_clients_record(
         reverse("audit_log"),
         {
             "client": client_record.last_name,
-            "actor": clinician.pk,
+            "actor": str(clinician.pk),
             "date_from": today.isoformat(),
             "date_to": today.isoformat(),
         },
