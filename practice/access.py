@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from practice.models import Client, Episode, Invitation, Membership, SupervisionPairing
+from practice.models import Client, Episode, ImportRun, Invitation, Membership, SupervisionPairing
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
@@ -129,3 +129,32 @@ def get_pairing_for_admin(user: User, pk: int) -> SupervisionPairing:
 def get_invitation_for_admin(user: User, pk: int) -> Invitation:
     admin = require_admin(user)
     return get_object_or_404(Invitation.objects.in_practice(admin.practice), pk=pk)
+
+
+def get_client_for_admin(user: User, pk: int) -> Client:
+    """A client of the admin's practice, for the operational pages (waitlist, assigning)."""
+    admin = require_admin(user)
+    return get_object_or_404(
+        Client.objects.in_practice(admin.practice).select_related("practice"), pk=pk
+    )
+
+
+def get_episode_for_admin(user: User, pk: int) -> Episode:
+    """An episode of the admin's practice, for transfers."""
+    admin = require_admin(user)
+    return get_object_or_404(
+        Episode.objects.in_practice(admin.practice).select_related("client__practice", "clinician"),
+        pk=pk,
+    )
+
+
+def get_import_run_for_admin(user: User, pk: int) -> ImportRun:
+    """An import of the admin's own practice. The uploaded files (clinical data, and large)
+    are not loaded: no page shows them."""
+    admin = require_admin(user)
+    return get_object_or_404(
+        ImportRun.objects.filter(practice=admin.practice)
+        .select_related("practice", "started_by")
+        .defer("files"),
+        pk=pk,
+    )
