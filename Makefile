@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run services test ci lint typecheck migrations-check pytest clean-data
+.PHONY: help venv run services test ci lint typecheck migrations-check pytest clean-data bench
 
 help:
 	@echo "make run               start the app (web, worker, beat) with demo data; Ctrl-C stops"
@@ -25,6 +25,7 @@ help:
 	@echo "make services          only PostgreSQL and Redis, until Ctrl-C"
 	@echo "make lint | typecheck | migrations-check | pytest   one check alone"
 	@echo "make clean-data        delete .data/ (the embedded database) when nothing runs"
+	@echo "make bench             import 100k generated appointments; prints rows/s and memory"
 	@echo "make venv              create .venv and install the project (run and test do it too)"
 
 $(STAMP): pyproject.toml
@@ -43,7 +44,7 @@ services: $(STAMP)
 
 # practice.settings refuses to load without SECRET_KEY when DEBUG is off, and mypy (django-stubs),
 # makemigrations and pytest all load it: give the checks a throwaway key unless one is set.
-test ci lint typecheck migrations-check pytest: export SECRET_KEY ?= insecure-key-for-local-checks-only
+test ci lint typecheck migrations-check pytest bench: export SECRET_KEY ?= insecure-key-for-local-checks-only
 
 # One devenv around all the checks, so they share one DATABASE_URL/REDIS_URL (the embedded
 # servers when those are unset) and the servers start and stop once.
@@ -65,3 +66,9 @@ pytest: $(STAMP)
 
 clean-data:
 	@if [ -x $(BIN)/python ]; then $(DEVENV) clean-data; else rm -rf .data; fi
+
+# Not a test and not part of CI: a measurement. It migrates a throwaway database of its own
+# (next to DATABASE_URL's, or in the embedded server), imports twice, then drops it.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(DEVENV) exec -- $(BIN)/python bench/import_bench.py $(BENCH_ARGS)
