@@ -30,15 +30,21 @@ from practice.queueing import enqueue_on_commit
 State = SafetyAlert.State
 CLAIM_TIMEOUT = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
+# An alert is for something answered lately. A safety answer found in imported history (or
+# after a long outage) is raised as a flag and tops every queue, but emailing "at once" about
+# an answer from last year would only alarm: the queue is where it is seen.
+ALERT_WINDOW = timedelta(days=7)
 
 
 def safety_alerts_plan(*, flag_ids: list[int], now: datetime) -> list[int]:
     """Create the alert rows for the safety flags among `flag_ids`; enqueue them on commit."""
-    flags = list(
-        RuptureFlag.objects.filter(pk__in=flag_ids, rule=RuptureFlag.Rule.SAFETY).select_related(
-            "clinician", "practice"
-        )
-    )
+    flags = [
+        flag
+        for flag in RuptureFlag.objects.filter(
+            pk__in=flag_ids, rule=RuptureFlag.Rule.SAFETY
+        ).select_related("clinician", "practice")
+        if _answered_lately(flag, now)
+    ]
     if not flags:
         return []
     # "Current" on each practice's calendar day: a pairing that starts or ends today must
@@ -66,6 +72,15 @@ def safety_alerts_plan(*, flag_ids: list[int], now: datetime) -> list[int]:
     for pk in ids:
         enqueue_on_commit(send_safety_alert, pk)
     return ids
+
+
+def _answered_lately(flag: RuptureFlag, now: datetime) -> bool:
+    completed = flag.evidence.get("completed_at")
+    try:
+        answered = datetime.fromisoformat(completed) if isinstance(completed, str) else None
+    except ValueError:
+        answered = None
+    return answered is None or now - answered <= ALERT_WINDOW
 
 
 def safety_alerts_due(*, now: datetime) -> list[int]:

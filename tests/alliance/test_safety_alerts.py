@@ -253,3 +253,15 @@ def test_a_failed_alert_stays_pending_for_a_retry_and_fails_after_the_last_attem
             safety.safety_alert_send(alert_id=alert.pk, now=NOW)
     alert.refresh_from_db()
     assert (alert.state, alert.attempts) == (State.FAILED, safety.MAX_ATTEMPTS)
+
+
+def test_a_safety_answer_from_old_history_is_flagged_but_not_emailed(
+    episode: Episode, supervisor: User
+) -> None:
+    """Imported history: an item-9 answer from months ago tops the queue, without an email."""
+    from tests.alliance.test_rules import phq9
+
+    phq9(episode, 12, NOW - timedelta(days=120), item9=1)
+    [flag_id] = rupture_sweep(now=NOW)
+    assert RuptureFlag.objects.get(pk=flag_id).rule == RuptureFlag.Rule.SAFETY
+    assert not SafetyAlert.objects.exists()
