@@ -461,6 +461,23 @@ def _scores(episode: Episode, *, last: bool) -> dict[str, Any]:
     return found
 
 
+def _ending_planned(
+    episode: Episode, *, kind: str, last_session: Appointment, actor: User, note: str
+) -> EpisodeEnding:
+    """Record the planned last session and move the episode into its ending stage."""
+    ending, _ = EpisodeEnding.objects.update_or_create(
+        episode=episode,
+        defaults={
+            "kind": kind,
+            "last_session": last_session,
+            "planned_by": actor,
+            "note": note.strip(),
+        },
+    )
+    episode.move_to_stage(Episode.Stage.ENDING)
+    return ending
+
+
 @transaction.atomic
 def episode_ending_plan(
     *, episode: Episode, actor: User, last_session: Appointment, note: str
@@ -475,16 +492,9 @@ def episode_ending_plan(
         or last_session.starts_at <= timezone.now()
     ):
         raise ValidationError({"last_session": "Choose an upcoming session of this episode."})
-    ending, _ = EpisodeEnding.objects.update_or_create(
-        episode=episode,
-        defaults={
-            "kind": EpisodeEnding.Kind.PLANNED,
-            "last_session": last_session,
-            "planned_by": actor,
-            "note": note.strip(),
-        },
+    ending = _ending_planned(
+        episode, kind=EpisodeEnding.Kind.PLANNED, last_session=last_session, actor=actor, note=note
     )
-    episode.move_to_stage(Episode.Stage.ENDING)
     audit_record(
         actor=actor, action="episode.ending_planned", obj=episode, practice=episode.client.practice
     )
@@ -528,16 +538,13 @@ def termination_session_offer(
         ),
         actor=actor,
     )
-    ending, _ = EpisodeEnding.objects.update_or_create(
-        episode=episode,
-        defaults={
-            "kind": EpisodeEnding.Kind.TERMINATION_SESSION,
-            "last_session": appointment,
-            "planned_by": actor,
-            "note": note.strip(),
-        },
+    ending = _ending_planned(
+        episode,
+        kind=EpisodeEnding.Kind.TERMINATION_SESSION,
+        last_session=appointment,
+        actor=actor,
+        note=note,
     )
-    episode.move_to_stage(Episode.Stage.ENDING)
     audit_record(
         actor=actor,
         action="episode.termination_offered",

@@ -50,16 +50,10 @@ from alliance.supervision_forms import (
     TriageNoteForm,
 )
 from practice.access import require_supervisor
-from practice.models import User
+from practice.access import signed_in_user as _user
 from practice.services import audit_record
 from practice.views import add_service_errors, render_form
 from scheduling.services import clinician_timezone
-
-
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
 
 
 def _posted(request: HttpRequest) -> QueryDict | None:

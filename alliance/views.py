@@ -51,17 +51,10 @@ from alliance.models import (
     RuptureFlag,
 )
 from practice.access import require_admin, require_clinician
-from practice.models import User
+from practice.access import signed_in_user as _user
 from practice.services import audit_record
 from practice.views import add_service_errors, render_form
 from scheduling.services import clinician_timezone
-
-
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
 
 # --- The client timeline -----------------------------------------------------------------
 

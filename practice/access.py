@@ -10,15 +10,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 
-from practice.models import Client, Episode, ImportRun, Invitation, Membership, SupervisionPairing
+from practice.models import (
+    Client,
+    Episode,
+    ImportRun,
+    Invitation,
+    Membership,
+    SupervisionPairing,
+    User,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
 
-    from practice.models import User
+
+def signed_in_user(request: HttpRequest) -> User:
+    """The request's user as a User, for views behind @login_required."""
+    user = request.user
+    assert isinstance(user, User)
+    return user
 
 
 def membership_of(user: User | AnonymousUser) -> Membership | None:
