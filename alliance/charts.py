@@ -436,8 +436,11 @@ def timeline_svg(
     parts.append(_date_axis(ticks, axis, axis_y))
     parts.append(legend)
 
+    # role="group", not "img": an image's children are presentational, so the links on the
+    # points and markers would vanish for screen readers (axe: nested-interactive). The
+    # <title> still names the chart and the <desc> still summarises it.
     return format_html(
-        '<svg xmlns="http://www.w3.org/2000/svg" class="timeline-chart" role="img" '
+        '<svg xmlns="http://www.w3.org/2000/svg" class="timeline-chart" role="group" '
         'width="100%" viewBox="0 0 {} {}" font-family="system-ui, sans-serif" '
         'font-size="11" fill="{}">{}</svg>',
         WIDTH,

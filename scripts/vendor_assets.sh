@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Re-vendor the front-end assets in static/vendor/ from the npm registry (no CDN).
+# Re-vendor the front-end assets in static/vendor/ from the npm registry (no CDN), and
+# axe-core, which only the accessibility test uses, in tests/browser/vendor/.
 #
 #   bash scripts/vendor_assets.sh        (or: make vendor)
 #
 # Versions and npm integrity hashes are pinned below; to upgrade, change both
 # (`npm view bootstrap@X.Y.Z dist.integrity`) and update static/vendor/README.md.
-# static/vendor/README.md itself is left alone; everything else in the two
+# static/vendor/README.md itself is left alone; everything else in the
 # package folders is deleted and copied anew, so the result is exactly what the
 # pinned tarballs contain.
 set -euo pipefail
@@ -14,9 +15,13 @@ BOOTSTRAP_VERSION="5.3.8"
 BOOTSTRAP_INTEGRITY="sha512-HP1SZDqaLDPwsNiqRqi5NcP0SSXciX2s9E+RyqJIIqGo+vJeN5AJVM98CXmW/Wux0nQ5L7jeWUdplCEf0Ee+tg=="
 ICONS_VERSION="1.13.2"
 ICONS_INTEGRITY="sha512-fAU1Ly3dH7hwRg+CB8EZ0Vl0fF80zgXHeUVJyfUOKzoURr+TbwISbCW5tKUoQLERaWYG2emTCybcPbD96hdD1A=="
+AXE_VERSION="4.14.1"
+AXE_INTEGRITY="sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ=="
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENDOR="$ROOT/static/vendor"
+# Not under static/: collectstatic would ship a test-only tool to every deployment.
+TEST_VENDOR="$ROOT/tests/browser/vendor"
 
 for tool in npm tar python3; do
     command -v "$tool" >/dev/null || { echo "vendor_assets: '$tool' is required" >&2; exit 1; }
@@ -43,6 +48,7 @@ print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).
 
 fetch bootstrap "$BOOTSTRAP_VERSION" "$BOOTSTRAP_INTEGRITY"
 fetch bootstrap-icons "$ICONS_VERSION" "$ICONS_INTEGRITY"
+fetch axe-core "$AXE_VERSION" "$AXE_INTEGRITY"
 
 BS="$TMP/bootstrap/package"
 BI="$TMP/bootstrap-icons/package"
@@ -69,5 +75,13 @@ grep -o 'url("fonts/[^"?]*' "$VENDOR/bootstrap-icons/bootstrap-icons.min.css" | 
         [[ -f "$VENDOR/bootstrap-icons/$font" ]] || { echo "vendor_assets: missing $font" >&2; exit 1; }
     done
 
-chmod -R u=rwX,go=rX "$VENDOR/bootstrap" "$VENDOR/bootstrap-icons"
+# --- axe-core (tests only) --------------------------------------------------
+# tests/browser/test_accessibility.py evaluates axe.min.js in each page it checks.
+AX="$TMP/axe-core/package"
+rm -rf "$TEST_VENDOR/axe-core"
+mkdir -p "$TEST_VENDOR/axe-core"
+cp "$AX/axe.min.js" "$AX/LICENSE" "$AX/LICENSE-3RD-PARTY.txt" "$TEST_VENDOR/axe-core/"
+
+chmod -R u=rwX,go=rX "$VENDOR/bootstrap" "$VENDOR/bootstrap-icons" "$TEST_VENDOR/axe-core"
 echo "vendored bootstrap@${BOOTSTRAP_VERSION} and bootstrap-icons@${ICONS_VERSION} into ${VENDOR#"$ROOT"/}"
+echo "vendored axe-core@${AXE_VERSION} into ${TEST_VENDOR#"$ROOT"/}"
