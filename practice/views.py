@@ -273,6 +273,8 @@ def client_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    # A staff page: a portal client sees their own appointments in the portal, not this.
+    require_staff(request.user)
     client = get_client_for_user(request.user, pk)  # type: ignore[arg-type]
     services.audit_record(actor=request.user, action="client.view", obj=client, request=request)  # type: ignore[arg-type]
     episodes = client.episodes.select_related("clinician")

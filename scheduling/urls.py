@@ -23,7 +23,11 @@ urlpatterns = [
     path("calendar/time-off/", views.time_off, name="time_off"),
     path("calendar/time-off/<int:pk>/delete/", views.time_off_delete, name="time_off_delete"),
     path("calendar/feed/", client_views.calendar_feed_settings, name="calendar_feed_settings"),
-    path("calendar/feed/<str:token>.ics", client_views.calendar_feed_ics, name="calendar_feed_ics"),
+    # Feed tokens and short codes are URL-safe base64: anything else (a NUL byte, which
+    # PostgreSQL refuses in a query) is no such link, a 404, never a 500.
+    path(
+        "calendar/feed/<slug:token>.ics", client_views.calendar_feed_ics, name="calendar_feed_ics"
+    ),
     path("c/<str:action>/<str:token>/", client_views.client_link, name="client_link"),
     path("portal/appointments/", client_views.portal_appointments, name="portal_appointments"),
     path(
@@ -31,7 +35,7 @@ urlpatterns = [
         client_views.portal_appointment_action,
         name="portal_appointment_action",
     ),
-    path("s/<str:code>/", short_links.short_link, name="short_link"),
+    path("s/<slug:code>/", short_links.short_link, name="short_link"),
     path("calendar/no-shows/", noshow_views.noshow_review_list, name="noshow_review_list"),
     path(
         "calendar/no-shows/<int:pk>/",

@@ -256,6 +256,8 @@ def _series_result(
 @login_required
 def appointment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
+    # A staff page (status history names staff): clients use the portal and their links.
+    require_staff(user)
     appointment = get_appointment_for_user(user, pk)
     tz = services.clinician_timezone(appointment.clinician)
     membership = membership_of(user)
