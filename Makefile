@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run services test ci lint typecheck migrations-check pytest clean-data bench
+.PHONY: help venv run services test ci lint typecheck migrations-check pytest clean-data bench audit vendor
 
 help:
 	@echo "make run               start the app (web, worker, beat) with demo data; Ctrl-C stops"
@@ -25,8 +25,11 @@ help:
 	@echo "make services          only PostgreSQL and Redis, until Ctrl-C"
 	@echo "make lint | typecheck | migrations-check | pytest   one check alone"
 	@echo "make clean-data        delete .data/ (the embedded database) when nothing runs"
-	@echo "make bench             import 100k generated appointments; prints rows/s and memory"
+	@echo "make bench             benchmarks (pages, booking, sweeps, peers, import) as JSON + table"
+	@echo "make soak              load, racing bookings and worker faults (~12 min; SOAK_ARGS=--quick)"
+	@echo "make vendor            re-vendor Bootstrap (static/vendor) and axe-core (tests) from npm"
 	@echo "make venv              create .venv and install the project (run and test do it too)"
+	@echo "make audit             pip-audit of the installed packages (needs PyPI's JSON API or OSV)"
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -67,8 +70,29 @@ pytest: $(STAMP)
 clean-data:
 	@if [ -x $(BIN)/python ]; then $(DEVENV) clean-data; else rm -rf .data; fi
 
-# Not a test and not part of CI: a measurement. It migrates a throwaway database of its own
-# (next to DATABASE_URL's, or in the embedded server), imports twice, then drops it.
+# Not a test and not part of CI: a measurement. bench/run.py makes throwaway databases of its
+# own (next to DATABASE_URL's, or in the embedded server) and drops them; it also runs the
+# import bench (bench/import_bench.py). BENCH_ARGS="--quick" or "--only pages,sweeps" for less.
 BENCH_ARGS ?=
 bench: $(STAMP)
-	$(DEVENV) exec -- $(BIN)/python bench/import_bench.py $(BENCH_ARGS)
+	$(DEVENV) exec -- $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Not a test and not part of CI: load (50 users, 5 min), 1,000 racing bookings, and 10,000
+# reminders while workers are SIGKILLed and Redis restarts, all on loopback, in throwaway
+# databases it drops. Exits non-zero if an invariant fails. SOAK_ARGS="--quick" for a short
+# run; SOAK_SECONDS sets the load phase's length.
+.PHONY: soak
+SOAK_ARGS ?=
+soak: export SECRET_KEY ?= insecure-key-for-local-checks-only
+soak: $(STAMP)
+	$(DEVENV) exec -- $(BIN)/python soak/run.py $(SOAK_ARGS)
+
+# Pinned versions and npm integrity hashes live in the script; see static/vendor/README.md.
+vendor:
+	bash scripts/vendor_assets.sh
+
+# Not in `make test`: it needs a vulnerability database on the network (PyPI's JSON API, or
+# OSV with AUDIT_SERVICE=osv). It fails (exit 3) when that cannot be reached rather than
+# report a clean audit of nothing; AUDIT_OFFLINE_OK=1 turns that case into a warning.
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py

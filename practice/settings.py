@@ -147,6 +147,8 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Alliance Practice")
 # Staff must enrol TOTP before they reach any clinical page. Only the local demo relaxes this.
 MFA_REQUIRED: bool = env.bool("MFA_REQUIRED", default=True)
+# Only for `make bench`: serves /bench/trivial/, the baseline page throughput is divided by.
+BENCH_TRIVIAL_VIEW: bool = env.bool("BENCH_TRIVIAL_VIEW", default=False)
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from practice import home, views
+from practice import bench_views, home, views
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -36,3 +37,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]
+
+# The benchmark's baseline (bench/pages.py): off unless BENCH_TRIVIAL_VIEW=true.
+if settings.BENCH_TRIVIAL_VIEW:
+    urlpatterns.append(path("bench/trivial/", bench_views.trivial, name="bench_trivial"))
