@@ -244,9 +244,9 @@ def reminder_send(*, delivery_id: int, now: datetime | None = None) -> str:
     if not claimed:
         return "not-claimed"
     delivery = ReminderDelivery.objects.get(pk=delivery_id)
-    appointment = Appointment.objects.select_related("client", "clinician", "practice").get(
-        pk=delivery.appointment_id
-    )
+    appointment = Appointment.objects.select_related(
+        "client__practice", "clinician", "practice"
+    ).get(pk=delivery.appointment_id)
     if not appointment.is_open or appointment.starts_at != delivery.session_start:
         return _finish(delivery, State.SKIPPED, "the session changed before sending")
     if appointment.starts_at <= now:

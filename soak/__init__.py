@@ -1,0 +1,1 @@
+"""`make soak`: load, racing bookings and worker faults against real servers on loopback."""
