@@ -79,6 +79,8 @@ import django
 django.setup()
 logging.disable(logging.CRITICAL)
 from django.core.management import call_command
+# The wheel ships without the app's migrations: make them in the throwaway venv, then migrate.
+call_command("makemigrations", "appointment", verbosity=0)
 call_command("migrate", verbosity=0)
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
