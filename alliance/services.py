@@ -342,6 +342,29 @@ def repair_action_log(
     return action
 
 
+@transaction.atomic
+def flags_follow_transfer(*, previous: Episode, episode: Episode, actor: User) -> list[int]:
+    """Open flags move with a transferred episode, so the new clinician can repair them and
+    the supervisor's queue and the caseload board count them where the work now is. The
+    history says who moved them and to whom. Returns the moved flags' ids."""
+    flags = RuptureFlag.objects.open().filter(episode=previous).select_for_update()
+    ids = list(flags.values_list("pk", flat=True))
+    if not ids:
+        return []
+    RuptureFlag.objects.filter(pk__in=ids).update(episode=episode, clinician=episode.clinician)
+    name = episode.clinician.get_full_name() or episode.clinician.email
+    FlagEvent.objects.bulk_create(
+        FlagEvent(
+            flag_id=pk,
+            by=actor,
+            action=FlagEvent.Action.NOTE,
+            note=f"Moved with the transferred episode to {name}.",
+        )
+        for pk in ids
+    )
+    return ids
+
+
 # --- Outreach ----------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from alliance.models import RuptureFlag
+from alliance.services import flags_follow_transfer
 from practice.matching import ClientWishes, ClinicianFacts, Suggestion, rank
 from practice.models import (
     Client,
@@ -475,7 +476,8 @@ def episode_transfer(
     to the new clinician as they are: that calendar was never asked, and a silent move
     would promise the client times nobody agreed to.
 
-    Taking the new clinician past capacity needs a reason, as assigning does.
+    Taking the new clinician past capacity needs a reason, as assigning does. Open flags
+    move to the new episode with a note in their history.
     """
     locked = (
         Episode.objects.select_for_update(of=("self",))
@@ -516,6 +518,7 @@ def episode_transfer(
     new.handoff_note = note
     new.over_capacity_reason = reason
     new.save(update_fields=["transferred_from", "handoff_note", "over_capacity_reason"])
+    flags_follow_transfer(previous=locked, episode=new, actor=actor)
     audit_record(
         actor=actor, action="episode.transfer", obj=new, practice=practice, request=request
     )

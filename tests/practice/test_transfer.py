@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client as HttpClient
 from django.urls import reverse
 
-from alliance.models import CountertransferenceNote
+from alliance.models import CountertransferenceNote, RuptureFlag
 from practice import caseload
 from practice.models import AuditEvent, Client, Episode, Practice, User
 from scheduling.models import Appointment, AppointmentStatusChange, Status
@@ -78,6 +78,25 @@ def test_a_transfer_closes_the_old_episode_and_opens_a_new_one(
         "episode.open",
         "episode.transfer",
     }
+
+
+def test_open_flags_move_to_the_new_clinician_and_finished_ones_stay(
+    admin: User, clinician: User, carol: User, episode: Episode
+) -> None:
+    open_flag = flag(episode)
+    finished = flag(episode, rule=RuptureFlag.Rule.FELT_OFF, resolved=True)
+    new = caseload.episode_transfer(
+        episode=episode, to_clinician=carol, actor=admin, handoff_note="Repair in progress."
+    ).episode
+    open_flag.refresh_from_db()
+    finished.refresh_from_db()
+    assert (open_flag.episode, open_flag.clinician) == (new, carol)
+    assert (finished.episode, finished.clinician) == (episode, clinician)
+    assert open_flag.events.filter(note__startswith="Moved with the transferred episode").exists()
+    # The new clinician can now repair it; the board counts it with her.
+    assert RuptureFlag.objects.open().counts_by_clinician() == {carol.pk: {"low_alliance": 1}}
+    page = login(carol).get(reverse("flag_detail", args=[open_flag.pk]))
+    assert "Log a repair action" in page.content.decode()
 
 
 def test_future_sessions_are_cancelled_by_the_clinician_for_rebooking(
