@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +22,10 @@ DEBUG: bool = env.bool("DEBUG", default=False)
 
 # Outside DEBUG a missing SECRET_KEY must fail loudly: a guessable key forges sessions
 # and every signed link we send to clients.
-if DEBUG:
+# Writing or checking migrations signs nothing and serves nothing, so it runs without one
+# (e.g. a bare `manage.py makemigrations --check` in a hook or an editor).
+_MIGRATIONS_ONLY = sys.argv[1:2] == ["makemigrations"]
+if DEBUG or _MIGRATIONS_ONLY:
     SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-key-for-local-demo-only")
 else:
     try:

@@ -46,6 +46,13 @@ def test_a_missing_secret_key_fails_loudly_outside_debug() -> None:
     assert "SECRET_KEY is not set" in result.stderr
 
 
+def test_makemigrations_check_runs_without_a_secret_key() -> None:
+    """It signs and serves nothing, so hooks and editors may run it bare."""
+    result = run_manage("makemigrations", "--check", "--dry-run", DEBUG="false")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
+
+
 def test_check_deploy_is_clean_with_production_variables() -> None:
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
