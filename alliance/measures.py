@@ -29,22 +29,21 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
-from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from alliance.models import AlliancePolicy, Instrument, MeasureRequest
+from scheduling import claims
 from scheduling.models import Status as AppointmentStatus
 from scheduling.reminders import short_link
-from scheduling.sms import SmsError, SmsMessage, get_sms_backend, is_quiet_time
+from scheduling.sms import SmsMessage, get_sms_backend, is_quiet_time
 
 State = MeasureRequest.State
 Purpose = MeasureRequest.Purpose
 SALT = "alliance.measure-link"
 FEEDBACK_CODE = "session-feedback"
 DEFAULT_OUTCOME_CODE = "phq-9"
-CLAIM_TIMEOUT = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 
 # The channel: email when the practice sends email and the client has an address and did
@@ -188,7 +187,7 @@ def measure_requests_plan(*, now: datetime) -> int:
 
 def measure_requests_due(*, now: datetime) -> list[int]:
     """Pending links to send now, after putting back rows whose worker died mid-send."""
-    MeasureRequest.objects.filter(state=State.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT).update(
+    claims.stale_claims(MeasureRequest.objects.all(), now=now).update(
         state=State.PENDING, claimed_at=None
     )
     due = []
@@ -312,10 +311,7 @@ def sms_text(request: MeasureRequest, link: str) -> str:
 def measure_request_send(*, request_id: int, now: datetime | None = None) -> str:
     """Send one link at most once. Returns the row's final state."""
     now = now or timezone.now()
-    claimed = MeasureRequest.objects.filter(pk=request_id, state=State.PENDING).update(
-        state=State.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
+    if not claims.claim(MeasureRequest.objects.all(), request_id, now=now):
         return "not-claimed"
     request = MeasureRequest.objects.select_related(
         "client__practice", "appointment__clinician"
@@ -335,7 +331,8 @@ def measure_request_send(*, request_id: int, now: datetime | None = None) -> str
     MeasureRequest.objects.filter(pk=request.pk).update(expires_at=expires_at)
     request.expires_at = expires_at
     link = measure_link_url(request)
-    try:
+
+    def send() -> None:
         if request.channel == "email":
             _email(request, link, policy.feedback_link_hours)
         else:
@@ -343,32 +340,15 @@ def measure_request_send(*, request_id: int, now: datetime | None = None) -> str
             get_sms_backend().send(
                 SmsMessage(to=request.client.phone, body=sms_text(request, code))
             )
-    except SmsError as exc:
-        if exc.may_have_sent or request.attempts >= MAX_ATTEMPTS:
-            return _finish(request, State.FAILED, str(exc))
-        _release(request, str(exc))
-        raise
-    except Exception as exc:
-        detail = f"{type(exc).__name__}: {exc}"[:500]
-        if request.attempts >= MAX_ATTEMPTS:
-            _finish(request, State.FAILED, detail)
-        else:
-            _release(request, detail)
-        raise
-    MeasureRequest.objects.filter(pk=request.pk, state=State.SENDING).update(
-        state=State.SENT, sent_at=timezone.now(), detail=""
+
+    return claims.send_claimed(
+        MeasureRequest.objects.all(), request, send, max_attempts=MAX_ATTEMPTS, stamp=_sent_at
     )
-    return State.SENT
 
 
-def _release(request: MeasureRequest, detail: str) -> None:
-    MeasureRequest.objects.filter(pk=request.pk, state=State.SENDING).update(
-        state=State.PENDING, claimed_at=None, detail=detail
-    )
+def _sent_at(state: str) -> dict[str, Any]:
+    return {"sent_at": timezone.now()} if state == State.SENT else {}
 
 
 def _finish(request: MeasureRequest, state: str, detail: str) -> str:
-    MeasureRequest.objects.filter(pk=request.pk, state=State.SENDING).update(
-        state=state, detail=detail
-    )
-    return state
+    return claims.finish(MeasureRequest.objects.all(), request.pk, state, detail)

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -26,9 +25,9 @@ from django.utils import timezone
 from alliance.models import RuptureFlag, SafetyAlert
 from practice.models import SupervisionPairing
 from practice.queueing import enqueue_on_commit
+from scheduling import claims
 
 State = SafetyAlert.State
-CLAIM_TIMEOUT = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 # An alert is for something answered lately. A safety answer found in imported history (or
 # after a long outage) is raised as a flag and tops every queue, but emailing "at once" about
@@ -85,7 +84,7 @@ def _answered_lately(flag: RuptureFlag, now: datetime) -> bool:
 
 def safety_alerts_due(*, now: datetime) -> list[int]:
     """Pending alerts, after putting back the ones whose worker died mid-send."""
-    SafetyAlert.objects.filter(state=State.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT).update(
+    claims.stale_claims(SafetyAlert.objects.all(), now=now).update(
         state=State.PENDING, claimed_at=None
     )
     return list(
@@ -103,10 +102,7 @@ def safety_alert_message_id(alert: SafetyAlert) -> str:
 def safety_alert_send(*, alert_id: int, now: datetime | None = None) -> str:
     """Send one alert at most once. Returns the row's final state."""
     now = now or timezone.now()
-    claimed = SafetyAlert.objects.filter(pk=alert_id, state=State.PENDING).update(
-        state=State.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
+    if not claims.claim(SafetyAlert.objects.all(), alert_id, now=now):
         return "not-claimed"
     alert = SafetyAlert.objects.select_related("recipient", "flag").get(pk=alert_id)
     context: dict[str, Any] = {
@@ -122,15 +118,10 @@ def safety_alert_send(*, alert_id: int, now: datetime | None = None) -> str:
         headers={"Message-ID": safety_alert_message_id(alert)},
     )
     message.attach_alternative(render_to_string("emails/safety_alert.html", context), "text/html")
-    try:
-        message.send()
-    except Exception as exc:
-        state = State.FAILED if alert.attempts >= MAX_ATTEMPTS else State.PENDING
-        SafetyAlert.objects.filter(pk=alert.pk, state=State.SENDING).update(
-            state=state, claimed_at=None, detail=f"{type(exc).__name__}: {exc}"[:500]
-        )
-        raise
-    SafetyAlert.objects.filter(pk=alert.pk, state=State.SENDING).update(
-        state=State.SENT, sent_at=timezone.now(), detail=""
+    return claims.send_claimed(
+        SafetyAlert.objects.all(),
+        alert,
+        message.send,
+        max_attempts=MAX_ATTEMPTS,
+        stamp=lambda state: {"sent_at": timezone.now()} if state == State.SENT else {},
     )
-    return State.SENT

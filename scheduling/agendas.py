@@ -31,6 +31,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from practice.models import ClinicianProfile
+from scheduling import claims
 from scheduling.models import Appointment, ClinicianNotice, Status
 
 NoticeKind = ClinicianNotice.Kind
@@ -118,7 +119,7 @@ def unusual_because(appointment: Appointment, profile: ClinicianProfile) -> str 
 
 
 # A claim this old without a delivery belongs to a worker that died mid-send.
-CLAIM_TIMEOUT = timedelta(minutes=5)
+CLAIM_TIMEOUT = claims.CLAIM_TIMEOUT
 
 
 def _unsent(now: datetime) -> Q:

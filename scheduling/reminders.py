@@ -28,21 +28,21 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import connection, transaction
-from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from scheduling import claims
 from scheduling.ical import ical_for
 from scheduling.links import client_link_urls
 from scheduling.models import Appointment, ReminderDelivery, ShortLink
-from scheduling.sms import SmsError, SmsMessage, get_sms_backend
+from scheduling.sms import SmsMessage, get_sms_backend
 
 logger = logging.getLogger(__name__)
 
 State = ReminderDelivery.State
 # A row left in "sending" this long belongs to a worker that died: send it again.
-CLAIM_TIMEOUT = timedelta(minutes=5)
+CLAIM_TIMEOUT = claims.CLAIM_TIMEOUT
 # How far back a missed reminder is still recorded (as skipped) rather than ignored.
 LOOKBACK = timedelta(days=2)
 MAX_ATTEMPTS = 5
@@ -140,7 +140,7 @@ def _recover_stale_claims(now: datetime) -> None:
     """A worker killed after claiming a row never finished it. Ask the mail transport, where
     it can answer, whether the message left before the kill; otherwise send it again (with
     the same Message-ID, which mail systems use to collapse duplicates)."""
-    stale = ReminderDelivery.objects.filter(state=State.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT)
+    stale = claims.stale_claims(ReminderDelivery.objects.all(), now=now)
     delivered = _already_delivered(
         {reminder_message_id(row): row.pk for row in stale if row.channel == "email"}
     )
@@ -238,10 +238,8 @@ def reminder_send(*, delivery_id: int, now: datetime | None = None) -> str:
     row and sends; the other changes nothing and stops.
     """
     now = now or timezone.now()
-    claimed = ReminderDelivery.objects.filter(pk=delivery_id, state=State.PENDING).update(
-        state=State.SENDING, claimed_at=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
+    rows = ReminderDelivery.objects.all()
+    if not claims.claim(rows, delivery_id, now=now):
         return "not-claimed"
     delivery = ReminderDelivery.objects.get(pk=delivery_id)
     appointment = Appointment.objects.select_related(
@@ -251,38 +249,24 @@ def reminder_send(*, delivery_id: int, now: datetime | None = None) -> str:
         return _finish(delivery, State.SKIPPED, "the session changed before sending")
     if appointment.starts_at <= now:
         return _finish(delivery, State.SKIPPED, "the session began before sending")
-    try:
+
+    def send() -> None:
         if delivery.channel == ReminderDelivery.Channel.EMAIL:
             _email(delivery, appointment)
         else:
             _sms(appointment)
-    except SmsError as exc:
-        if exc.may_have_sent or delivery.attempts >= MAX_ATTEMPTS:
-            # The provider may have delivered it: retrying could text the client twice.
-            return _finish(delivery, State.FAILED, str(exc))
-        _release(delivery, str(exc))
-        raise
-    except Exception as exc:
-        # Email transport errors (SMTP down): release the claim so the retry can send.
-        if delivery.attempts >= MAX_ATTEMPTS:
-            _finish(delivery, State.FAILED, f"{type(exc).__name__}: {exc}"[:500])
-        else:
-            _release(delivery, f"{type(exc).__name__}: {exc}"[:500])
-        raise
-    return _finish(delivery, State.SENT, "")
+
+    return claims.send_claimed(rows, delivery, send, max_attempts=MAX_ATTEMPTS, stamp=_finished_at)
 
 
-def _release(delivery: ReminderDelivery, detail: str) -> None:
-    ReminderDelivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
-        state=State.PENDING, claimed_at=None, detail=detail
-    )
+def _finished_at(state: str) -> dict[str, Any]:
+    return {"finished_at": timezone.now()}
 
 
 def _finish(delivery: ReminderDelivery, state: str, detail: str) -> str:
-    ReminderDelivery.objects.filter(pk=delivery.pk, state=State.SENDING).update(
-        state=state, detail=detail, finished_at=timezone.now()
+    return claims.finish(
+        ReminderDelivery.objects.all(), delivery.pk, state, detail, **_finished_at(state)
     )
-    return state
 
 
 def reminders_sweep(*, now: datetime) -> list[int]:
