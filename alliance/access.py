@@ -38,15 +38,7 @@ if TYPE_CHECKING:
 
 def care_team_clients(user: User) -> Q:
     """The clients whose clinical record `user` may read, as a filter on Client."""
-    membership = membership_of(user)
-    if membership is None:
-        return Q(pk__in=[])
-    reach = Q(pk__in=[])
-    if membership.is_clinician:
-        reach |= Q(pk__in=Client.objects.in_caseload_of(user).values("pk"))
-    if membership.is_supervisor:
-        reach |= Q(pk__in=Client.objects.supervised_by(user).values("pk"))
-    return Q(practice_id=membership.practice_id) & reach
+    return Q(pk__in=Client.objects.in_care_of(user, membership_of(user)).values("pk"))
 
 
 def is_care_team(user: User, client: Client) -> bool:

@@ -278,15 +278,21 @@ class ClientQuerySet(models.QuerySet["Client"]):
         membership = Membership.objects.active().filter(user=user).first()
         if membership is None:
             return self.filter(user=user)
-        scope = self.filter(practice_id=membership.practice_id)
         if membership.is_admin:
-            return scope
+            return self.filter(practice_id=membership.practice_id)
+        return self.in_care_of(user, membership)
+
+    def in_care_of(self, user: User, membership: Membership | None) -> ClientQuerySet:
+        """The clients whose clinical record the user may read: a clinician's caseload and a
+        supervisor's supervisees' open cases. Being an admin adds nothing here."""
+        if membership is None:
+            return self.none()
         reach = Q(pk__in=[])
         if membership.is_clinician:
             reach |= Q(pk__in=Client.objects.in_caseload_of(user).values("pk"))
         if membership.is_supervisor:
             reach |= Q(pk__in=Client.objects.supervised_by(user).values("pk"))
-        return scope.filter(reach)
+        return self.filter(reach, practice_id=membership.practice_id)
 
 
 class Client(models.Model):
