@@ -74,19 +74,18 @@ def flags_raise(found: list[tuple[Episode, Finding]], *, now: datetime) -> list[
     """Insert a flag per finding not raised before; return the ids this call created."""
     if not found:
         return []
-    rows = [(episode, finding) for episode, finding in found]
     params: dict[str, Any] = {
-        "practice": [e.client.practice_id for e, _ in rows],
-        "episode": [e.pk for e, _ in rows],
-        "client": [e.client_id for e, _ in rows],
-        "clinician": [e.clinician_id for e, _ in rows],
-        "rule": [f.rule for _, f in rows],
-        "severity": [f.severity for _, f in rows],
-        "trigger": [f.trigger_key for _, f in rows],
-        "evidence": [json.dumps(f.evidence) for _, f in rows],
-        "raised_at": [now for _ in rows],
-        "status": [RuptureFlag.Status.OPEN for _ in rows],
-        "blank": ["" for _ in rows],
+        "practice": [e.client.practice_id for e, _ in found],
+        "episode": [e.pk for e, _ in found],
+        "client": [e.client_id for e, _ in found],
+        "clinician": [e.clinician_id for e, _ in found],
+        "rule": [f.rule for _, f in found],
+        "severity": [f.severity for _, f in found],
+        "trigger": [f.trigger_key for _, f in found],
+        "evidence": [json.dumps(f.evidence) for _, f in found],
+        "raised_at": [now for _ in found],
+        "status": [RuptureFlag.Status.OPEN for _ in found],
+        "blank": ["" for _ in found],
     }
     with connection.cursor() as cursor:
         cursor.execute(INSERT_SQL, params)
